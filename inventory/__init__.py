@@ -1,0 +1,1 @@
+"""The Lua inventory engine: key layout, scripts, thin async wrappers and reference models."""

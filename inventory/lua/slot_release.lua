@@ -1,0 +1,64 @@
+--[[
+slot_release: end a hold or a sale and return its place to the slot, exactly once.
+Used for a citizen's cancel, a refund, staff cancelling, and the sweeper's expiry.
+KEYS[1] hold hash
+KEYS[2] slot hash
+KEYS[3] person-day hash of (resource, day)
+KEYS[4] the shard's deadline zset
+KEYS[5] the shard's outbox stream
+ARGV[1] now_ms
+ARGV[2] hold_id
+ARGV[3] account_id that must own the hold, or '' for the system (sweeper, staff)
+ARGV[4] new state: 'cancelled' or 'expired'
+ARGV[5] reason (free text for the event)
+Returns:
+  {0, state, slot_id, person}   released now
+  {1, state, slot_id, person}   already ended (nothing changed)
+  {-1} no such hold   {-6} not the caller's   {-7} not releasable this way
+  {-11} expiry asked before the deadline
+]]
+local hold_key, slot_key, pday_key, deadlines_key, outbox_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now = tonumber(ARGV[1])
+local new_state = ARGV[4]
+local h = redis.call('HMGET', hold_key, 'account', 'state', 'slot', 'person', 'deadline',
+  'held', 'idem', 'confirmed')
+if not h[1] then
+  return {-1}
+end
+if ARGV[3] ~= '' and h[1] ~= ARGV[3] then
+  return {-6}
+end
+if h[2] == 'cancelled' or h[2] == 'expired' then
+  return {1, h[2], h[3], h[4]}
+end
+if new_state == 'expired' then
+  -- Only a hold that was never paid expires, and only at its deadline.
+  if h[2] ~= 'held' then
+    redis.call('ZREM', deadlines_key, ARGV[2])
+    return {-7}
+  end
+  if now < tonumber(h[5]) then
+    return {-11}
+  end
+elseif new_state ~= 'cancelled' then
+  return {-7}
+end
+
+redis.call('HSET', hold_key, 'state', new_state, 'ended', ARGV[1])
+if redis.call('EXISTS', slot_key) == 1 then
+  local s = redis.call('HMGET', slot_key, 'available', 'capacity')
+  -- Never above capacity, whatever happened before (defence in depth).
+  if tonumber(s[1]) < tonumber(s[2]) then
+    redis.call('HINCRBY', slot_key, 'available', 1)
+  end
+end
+if redis.call('HGET', pday_key, h[4]) == ARGV[2] then
+  redis.call('HDEL', pday_key, h[4])
+end
+redis.call('ZREM', deadlines_key, ARGV[2])
+-- Every event carries the whole booking, so the persister never depends on their order.
+redis.call('XADD', outbox_key, '*', 'type', new_state, 'hold', ARGV[2], 'slot', h[3],
+  'account', h[1], 'person', h[4], 'at', ARGV[1], 'held', h[6], 'deadline', h[5],
+  'idem', h[7], 'confirmed', h[8] or '', 'reason', ARGV[5])
+return {0, new_state, h[3], h[4]}

@@ -1,0 +1,275 @@
+"""Thin async wrapper over the slot scripts: builds keys, calls one script, types the answer.
+
+Slot and hold ids carry their logical shard (``s42-…``, ``h42-…``) so that every call can
+build its keys without a lookup. All slots of one resource (a doctor, a vaccination
+session) share a shard, which keeps "one booking per resource per day" inside one script.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from inventory import errors
+from inventory.keys import Keys
+from inventory.scripts import script_source
+from inventory.slot_codes import SlotCode, check
+
+_ID = re.compile(r"\A[sh](\d{1,4})-[0-9a-f]{8,40}\Z")
+
+
+def shard_from_id(object_id: str) -> int:
+    """The shard a slot or hold id names; unknown shapes are simply "not found"."""
+    match = _ID.match(object_id)
+    if match is None:
+        raise errors.NotFoundInInventory()
+    return int(match.group(1))
+
+
+def new_slot_id(keys: Keys, resource_id: str) -> str:
+    return f"s{keys.shard('res:' + resource_id)}-{secrets.token_hex(8)}"
+
+
+def hold_id_for(slot_id: str, digest_hex: str) -> str:
+    """A hold id in its slot's shard; ``digest_hex`` makes retries name the same hold."""
+    return f"h{shard_from_id(slot_id)}-{digest_hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotSpec:
+    slot_id: str
+    resource_id: str
+    day: str
+    capacity: int
+    release_ms: int
+    ends_ms: int
+    retain_until_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotMeta:
+    resource_id: str
+    day: str
+    ends_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    hold_id: str
+    slot_id: str
+    deadline_ms: int
+    state: str
+    replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedHold:
+    hold_id: str
+    slot_id: str
+    person: str
+    held_ms: int
+    deadline_ms: int
+    confirmed_ms: int
+    idempotency_key: str
+    replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    hold_id: str
+    slot_id: str
+    state: str
+    replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    hold_id: str
+    slot_id: str
+    account_id: str
+    person: str
+    state: str
+    held_ms: int
+    deadline_ms: int
+    idempotency_key: str
+
+
+class SlotEngine:
+    """One per process; safe to share between tasks."""
+
+    _META_CACHE_LIMIT = 200_000
+
+    def __init__(self, client: Any, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._publish = client.register_script(script_source("slot_publish"))
+        self._hold = client.register_script(script_source("slot_hold"))
+        self._confirm = client.register_script(script_source("slot_confirm"))
+        self._release = client.register_script(script_source("slot_release"))
+        self._reserve = client.register_script(script_source("account_hold_reserve"))
+        self._unreserve = client.register_script(script_source("account_hold_release"))
+        self._ping = client.register_script(script_source("ping"))
+        # Slots never change resource or day once published, so this cache cannot go stale.
+        self._meta: dict[str, SlotMeta] = {}
+
+    # Publishing and reading ------------------------------------------------------------
+    async def publish(self, specs: Sequence[SlotSpec]) -> list[bool]:
+        """Put slots on sale; returns, per slot, whether it was new to the live inventory."""
+        created: list[bool] = []
+        for start in range(0, len(specs), 500):
+            chunk = specs[start : start + 500]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for spec in chunk:
+                    key = self.keys.slot(shard_from_id(spec.slot_id), spec.slot_id)
+                    args = [spec.capacity, spec.release_ms, spec.resource_id, spec.day,
+                            spec.retain_until_ms, spec.ends_ms]
+                    await self._publish(keys=[key], args=args, client=pipe)
+                results = await pipe.execute()
+            created.extend(int(r[0]) == SlotCode.OK for r in results)
+        return created
+
+    async def available(self, slot_ids: Sequence[str]) -> dict[str, int | None]:
+        """Remaining places per slot (``None``: not in the live inventory)."""
+        if not slot_ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for slot_id in slot_ids:
+                pipe.hget(self.keys.slot(shard_from_id(slot_id), slot_id), "available")
+            values = await pipe.execute()
+        return {sid: (int(v) if v is not None else None) for sid, v in zip(slot_ids, values,
+                                                                          strict=True)}
+
+    async def slot_meta(self, slot_id: str) -> SlotMeta:
+        meta = self._meta.get(slot_id)
+        if meta is not None:
+            return meta
+        key = self.keys.slot(shard_from_id(slot_id), slot_id)
+        resource_id, day, ends = await self.client.hmget(key, ["resource", "day", "ends"])
+        if resource_id is None:
+            raise errors.NotFoundInInventory("No such slot.")
+        if len(self._meta) >= self._META_CACHE_LIMIT:
+            self._meta.clear()
+        meta = self._meta[slot_id] = SlotMeta(resource_id, day, int(ends))
+        return meta
+
+    async def read_hold(self, hold_id: str) -> HoldView | None:
+        key = self.keys.hold(shard_from_id(hold_id), hold_id)
+        h = await self.client.hgetall(key)
+        if not h:
+            return None
+        return HoldView(hold_id=hold_id, slot_id=h["slot"], account_id=h["account"],
+                        person=h["person"], state=h["state"], held_ms=int(h["held"]),
+                        deadline_ms=int(h["deadline"]), idempotency_key=h.get("idem", ""))
+
+    async def ping(self) -> None:
+        """Runs a script: proves Redis is up *and* scripting works (used by /readyz)."""
+        if int(await self._ping(keys=[], args=[])) != 1:
+            raise RuntimeError("ping script returned an unexpected value")
+
+    # Holds ----------------------------------------------------------------------------
+    async def hold(
+        self,
+        *,
+        slot_id: str,
+        hold_id: str,
+        account_id: str,
+        person: str,
+        idempotency_key: str,
+        now_ms: int,
+        deadline_ms: int,
+        max_live_holds: int,
+    ) -> Hold:
+        """Hold one place. Raises a typed ``InventoryError`` when a rule refuses."""
+        shard = shard_from_id(slot_id)
+        meta = await self.slot_meta(slot_id)
+        account_key = self.keys.account_holds(account_id)
+        check(int((await self._reserve(keys=[account_key],
+                                       args=[now_ms, hold_id, deadline_ms, max_live_holds]))[0]))
+        try:
+            result = await self._hold(
+                keys=[
+                    self.keys.slot(shard, slot_id),
+                    self.keys.hold(shard, hold_id),
+                    self.keys.person_day(shard, meta.resource_id, meta.day),
+                    self.keys.hold_deadlines(shard),
+                    self.keys.outbox(shard),
+                ],
+                args=[now_ms, hold_id, account_id, person, deadline_ms, slot_id,
+                      idempotency_key],
+            )
+            code = check(int(result[0]))
+        except BaseException:
+            await self._unreserve(keys=[account_key], args=[hold_id])
+            raise
+        state = "held" if code == SlotCode.OK else str(result[2])
+        if state != "held":
+            await self._unreserve(keys=[account_key], args=[hold_id])
+        return Hold(hold_id=hold_id, slot_id=slot_id, deadline_ms=int(result[1]), state=state,
+                    replay=code == SlotCode.REPLAY)
+
+    async def confirm(self, *, hold_id: str, account_id: str, now_ms: int) -> ConfirmedHold:
+        shard = shard_from_id(hold_id)
+        result = await self._confirm(
+            keys=[self.keys.hold(shard, hold_id), self.keys.hold_deadlines(shard),
+                  self.keys.outbox(shard)],
+            args=[now_ms, hold_id, account_id],
+        )
+        code = check(int(result[0]))
+        await self._unreserve(keys=[self.keys.account_holds(account_id)], args=[hold_id])
+        return ConfirmedHold(hold_id=hold_id, slot_id=str(result[1]), person=str(result[2]),
+                             held_ms=int(result[3]), deadline_ms=int(result[4]),
+                             confirmed_ms=int(result[5]), idempotency_key=str(result[6]),
+                             replay=code == SlotCode.REPLAY)
+
+    async def release(
+        self, *, hold_id: str, slot_id: str, account_id: str | None, now_ms: int, state: str,
+        reason: str,
+    ) -> Released:
+        """Cancel (``state='cancelled'``) or expire (``'expired'``) a hold or sale.
+
+        ``account_id`` None acts for the system (sweeper, staff): ownership is then checked
+        by the caller against the provider instead.
+        """
+        shard = shard_from_id(hold_id)
+        meta = await self.slot_meta(slot_id)
+        result = await self._release(
+            keys=[
+                self.keys.hold(shard, hold_id),
+                self.keys.slot(shard, slot_id),
+                self.keys.person_day(shard, meta.resource_id, meta.day),
+                self.keys.hold_deadlines(shard),
+                self.keys.outbox(shard),
+            ],
+            args=[now_ms, hold_id, account_id or "", state, reason],
+        )
+        code = check(int(result[0]))
+        if account_id is not None:
+            await self._unreserve(keys=[self.keys.account_holds(account_id)], args=[hold_id])
+        return Released(hold_id=hold_id, slot_id=str(result[2]), state=str(result[1]),
+                        replay=code == SlotCode.REPLAY)
+
+    # Expiry ---------------------------------------------------------------------------
+    async def due_holds(self, shard: int, now_ms: int, limit: int) -> list[str]:
+        ids: list[str] = await self.client.zrangebyscore(
+            self.keys.hold_deadlines(shard), "-inf", now_ms, start=0, num=limit)
+        return ids
+
+    async def expire_due(self, shard: int, now_ms: int, limit: int = 200) -> int:
+        """Expire the shard's holds whose deadline has passed; returns how many."""
+        expired = 0
+        for hold_id in await self.due_holds(shard, now_ms, limit):
+            slot_id = await self.client.hget(self.keys.hold(shard, hold_id), "slot")
+            if slot_id is None:
+                # The hold key is gone (retention ended): nothing to return.
+                await self.client.zrem(self.keys.hold_deadlines(shard), hold_id)
+                continue
+            try:
+                released = await self.release(hold_id=hold_id, slot_id=slot_id, account_id=None,
+                                              now_ms=now_ms, state="expired", reason="deadline")
+            except (errors.HoldNotLive, errors.NotFoundInInventory):
+                continue
+            expired += 0 if released.replay else 1
+        return expired

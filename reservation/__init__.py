@@ -1,0 +1,1 @@
+"""fairseat: a fair reservation service for train seats, hospital registrations and vaccines."""

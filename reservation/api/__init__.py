@@ -1,0 +1,1 @@
+"""HTTP routes and thin handlers, grouped by audience (citizen, provider, operator)."""

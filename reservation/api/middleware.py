@@ -1,0 +1,115 @@
+"""The one place where errors become HTTP responses, plus request ids, metrics and a cap
+on concurrent requests (overload is answered with 503 + Retry-After, never a crash)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.exceptions
+from aiohttp import web
+
+from inventory.errors import FairseatError
+from reservation.api.routing import SERVICES, json_response
+from reservation.errors import Overloaded, StoreUnavailable
+from reservation.store.db import is_transient
+
+log = logging.getLogger("fairseat.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID = web.RequestKey("request_id", str)
+
+_HTTP_CODES = {
+    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+REDIS_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                   redis.exceptions.BusyLoadingError, redis.exceptions.TryAgainError,
+                   redis.exceptions.ClusterDownError)
+
+
+def error_response(exc: FairseatError, request_id: str) -> web.Response:
+    body = exc.to_dict()
+    body["request_id"] = request_id
+    headers = {"X-Request-Id": request_id}
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None or exc.http_status in (429, 503):
+        headers["Retry-After"] = str(retry_after or 1)
+    return json_response(body, status=exc.http_status, headers=headers)
+
+
+def _backend_error(exc: BaseException) -> str | None:
+    if isinstance(exc, REDIS_TRANSIENT):
+        return "redis"
+    if is_transient(exc):
+        return "postgres"
+    return None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except FairseatError as exc:
+        return error_response(exc, request_id)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        body = {"code": code, "message": exc.reason, "request_id": request_id}
+        return json_response(body, status=exc.status, headers={"X-Request-Id": request_id})
+    except Exception as exc:
+        backend = _backend_error(exc)
+        if backend is not None:
+            request.app[SERVICES].metrics.backend_errors.labels(backend).inc()
+            log.warning("%s unavailable for %s %s: %r", backend, request.method,
+                        request.path, exc)
+            return error_response(StoreUnavailable(f"{backend} is unavailable; retry shortly."),
+                                  request_id)
+        log.exception("internal error on %s %s (request %s)", request.method, request.path,
+                      request_id)
+        body = {"code": "internal_error", "message": "Internal error; it has been logged.",
+                "request_id": request_id}
+        return json_response(body, status=500, headers={"X-Request-Id": request_id})
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def metrics_middleware() -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics = request.app[SERVICES].metrics
+        metrics.http_requests.labels(request.method, route, str(response.status)).inc()
+        metrics.http_latency.labels(request.method, route).observe(
+            time.perf_counter() - started)
+        return response
+
+    return middleware
+
+
+def concurrency_limit_middleware(limit: int) -> Any:
+    """Sheds load beyond ``limit`` requests in flight in this process with a 503."""
+    state = {"in_flight": 0}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if state["in_flight"] >= limit:
+            raise Overloaded()
+        state["in_flight"] += 1
+        try:
+            return await handler(request)
+        finally:
+            state["in_flight"] -= 1
+
+    return middleware

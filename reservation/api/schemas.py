@@ -1,0 +1,62 @@
+"""Request bodies and query strings, validated by pydantic (also the OpenAPI schemas)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+Phone = Annotated[str, StringConstraints(pattern=r"^1\d{10}$")]
+IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=18, max_length=18)]
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RegisterCitizen(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    phone: Phone = Field(description="Mainland mobile number, 11 digits starting with 1")
+    id_number: IdNumber = Field(description="18-digit resident ID number (GB 11643)")
+
+
+class SignIn(Strict):
+    phone: Phone
+    id_number: IdNumber
+
+
+class ResourceIn(Strict):
+    code: Code = Field(description="The provider's own code for the resource, e.g. dr-li")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    kind: Literal["doctor", "clinic", "vaccination", "other"] = "doctor"
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class SlotIn(Strict):
+    resource_code: Code
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    capacity: int = Field(ge=0, le=1_000_000)
+    release_at: AwareDatetime = Field(description="When the slot becomes bookable")
+
+
+class PublishSlots(Strict):
+    resources: list[ResourceIn] = Field(default_factory=list, max_length=1000)
+    slots: list[SlotIn] = Field(max_length=5000)
+
+
+class HoldSlot(Strict):
+    slot_id: ObjectId
+
+
+class SlotQuery(Strict):
+    provider_id: ObjectId | None = None
+    resource_id: ObjectId | None = None
+    day: dt.date | None = None
+
+
+class DayQuery(Strict):
+    day: dt.date

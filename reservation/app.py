@@ -1,0 +1,51 @@
+"""The application factory: ``create_app(settings)``. No globals: clients live in
+``cleanup_ctx`` and are reached through typed ``web.AppKey``s."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from reservation.api import citizen, openapi, provider, system
+from reservation.api.middleware import (
+    concurrency_limit_middleware,
+    errors_middleware,
+    metrics_middleware,
+)
+from reservation.api.routing import SERVICES, Route, register
+from reservation.domain.clock import Clock, system_clock
+from reservation.metrics import Metrics
+from reservation.services import open_services
+from reservation.settings import Settings
+from reservation.workflows.hold_slot import PersonCache
+
+VERSION = "0.1.0"
+MAX_IN_FLIGHT = 4096
+
+
+def all_routes() -> list[Route]:
+    return [*system.ROUTES, *citizen.ROUTES, *provider.ROUTES]
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock,
+               metrics: Metrics | None = None) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        # Order matters: errors outermost (it renders everything below), then metrics
+        # (which sees the real status), then load shedding.
+        middlewares=[errors_middleware, metrics_middleware(),
+                     concurrency_limit_middleware(MAX_IN_FLIGHT)],
+    )
+    routes = all_routes()
+    register(app, routes)
+    app[system.OPENAPI] = openapi.build_openapi(routes, VERSION)
+    app[citizen.PEOPLE] = PersonCache()
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_services(settings, clock=clock, metrics=metrics) as services:
+            app[SERVICES] = services
+            yield
+
+    app.cleanup_ctx.append(services_ctx)
+    return app

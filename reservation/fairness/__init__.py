@@ -1,0 +1,1 @@
+"""Fair access: waiting room, lottery, rate limits, waitlist, audit chain."""

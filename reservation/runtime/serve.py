@@ -1,0 +1,265 @@
+"""``fairseat serve``: the process supervisor.
+
+The parent (no event loop of its own while children run) starts the embedded servers when
+no URLs are configured, prepares the database, then forks N HTTP workers that share one
+port through SO_REUSEPORT and one background process (persister + expiry sweeper). It
+stops everything it started on Ctrl-C or SIGTERM; children and servers also die with it
+if it is killed (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import multiprocessing
+import os
+import secrets
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reservation.settings import Settings
+
+log = logging.getLogger("fairseat.serve")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to signal this process when its parent dies (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def dev_secrets(settings: Settings) -> Settings:
+    """Fill unset secrets from ``<data_dir>/secrets.json`` (created once, mode 0600).
+
+    A development convenience for the embedded default; production sets them explicitly.
+    """
+    if settings.secret_key and settings.id_hmac_key and settings.operator_key:
+        return settings
+    path = settings.data_dir / "secrets.json"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        stored = json.loads(path.read_text())
+    else:
+        stored = {
+            "secret_key": secrets.token_urlsafe(32),
+            "id_hmac_key": secrets.token_urlsafe(32),
+            "operator_key": "op_" + secrets.token_urlsafe(24),
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f)
+    return settings.replace(
+        secret_key=settings.secret_key or stored["secret_key"],
+        id_hmac_key=settings.id_hmac_key or stored["id_hmac_key"],
+        operator_key=settings.operator_key or stored["operator_key"],
+    )
+
+
+@contextlib.contextmanager
+def backends(settings: Settings, *, fsync: bool = True) -> Iterator[Settings]:
+    """Yield settings with working URLs: the configured servers, or embedded ones started
+    now (from the main thread, before any event loop) and stopped on exit."""
+    if settings.database_url and settings.redis_url:
+        yield settings
+        return
+    from reservation.runtime.embedded import EmbeddedServers
+
+    with EmbeddedServers(settings.data_dir.resolve(), fsync=fsync) as servers:
+        yield settings.replace(
+            database_url=settings.database_url or servers.database_url,
+            redis_url=settings.redis_url or servers.redis_url,
+        )
+
+
+async def prepare(settings: Settings) -> dict[str, str] | None:
+    """Migrate, and seed demo data on first start. Returns demo credentials if seeded."""
+    from reservation.services import open_services
+    from reservation.seed import seed_demo
+    from reservation.store.migrate import apply_migrations
+
+    assert settings.database_url is not None
+    await apply_migrations(settings.database_url)
+    if not settings.seed_demo_data:
+        return None
+    async with open_services(settings, pg_pool_size=2) as services:
+        creds = await seed_demo(services)
+    if creds is None:
+        return None
+    return {
+        "hospital_staff_key (provider pumch)": creds.hospital_staff_key,
+        "vaccine_staff_key (provider bj-dongcheng-cdc)": creds.vaccine_staff_key,
+    }
+
+
+def _install_uvloop() -> None:
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def run_http_worker(settings: Settings, index: int) -> None:
+    """One HTTP worker process: its own event loop, sharing the port via SO_REUSEPORT."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    _install_uvloop()
+    from aiohttp import web
+
+    from reservation.app import create_app
+
+    async def main() -> None:
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=4096)
+        await site.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+async def run_background(
+    settings: Settings,
+    index: int = 0,
+    total: int = 1,
+    stop: asyncio.Event | None = None,
+    which: tuple[str, ...] = ("persister", "sweeper"),
+) -> None:
+    """Persister and sweeper for the shards ``shard % total == index``."""
+    from reservation.services import open_services
+    from reservation.workers.persister import Persister, owned_shards
+    from reservation.workers.sweeper import Sweeper
+
+    stop = stop or asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    async with open_services(settings, pg_pool_size=4) as services:
+        shards = owned_shards(settings.shard_count, index, total)
+        tasks = []
+        if "persister" in which:
+            persister = Persister(
+                services,
+                consumer=f"persister-{index}-{os.getpid()}",
+                shards=shards,
+                batch_size=settings.persister_batch_size,
+                dead_letter_after=settings.persister_dead_letter_after,
+                claim_idle_ms=settings.persister_claim_idle_ms,
+            )
+            tasks.append(asyncio.create_task(persister.run(stop)))
+        if "sweeper" in which:
+            sweeper = Sweeper(services, shards)
+            tasks.append(
+                asyncio.create_task(sweeper.run(stop, settings.sweeper_interval_ms / 1000))
+            )
+        await asyncio.gather(*tasks)
+
+
+def run_background_process(settings: Settings) -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _install_uvloop()
+    asyncio.run(run_background(settings))
+
+
+@dataclass
+class Child:
+    name: str
+    process: Any
+
+
+def _wait_ready(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def serve(settings: Settings, *, out: Callable[[str], None] = print) -> int:
+    """Run until SIGINT/SIGTERM. Returns the process exit code."""
+    stopping = {"flag": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    settings = dev_secrets(settings)
+    embedded = not (settings.database_url and settings.redis_url)
+    if embedded:
+        out(f"Starting embedded Postgres and Redis-compatible servers in {settings.data_dir}/")
+    with backends(settings) as ready:
+        creds = asyncio.run(prepare(ready))
+        ctx = multiprocessing.get_context("fork")
+        children = [
+            Child(
+                f"http-{i}",
+                ctx.Process(target=run_http_worker, args=(ready, i), name=f"fairseat-http-{i}"),
+            )
+            for i in range(ready.workers)
+        ]
+        if ready.run_background_workers:
+            children.append(
+                Child(
+                    "background",
+                    ctx.Process(
+                        target=run_background_process, args=(ready,), name="fairseat-background"
+                    ),
+                )
+            )
+        for child in children:
+            child.process.start()
+        url = f"http://{ready.host}:{ready.port}"
+        if not _wait_ready(url, 30):
+            out("fairseat did not become ready within 30 s; stopping")
+            stopping["flag"] = True
+        else:
+            out(f"fairseat is ready: {url}  (API description: {url}/openapi.json)")
+            if creds:
+                out("Demo data seeded. Staff keys (shown once, also in the data folder):")
+                for name, key in creds.items():
+                    out(f"  {name}: {key}")
+                (ready.data_dir / "demo-credentials.json").write_text(json.dumps(creds))
+            out(f"Operator key: see {ready.data_dir}/secrets.json. Stop with Ctrl-C.")
+        sys.stdout.flush()
+        exit_code = 0
+        while not stopping["flag"]:
+            time.sleep(0.2)
+            dead = [c for c in children if not c.process.is_alive()]
+            if dead:
+                out(f"worker {dead[0].name} exited (code {dead[0].process.exitcode}); stopping")
+                exit_code = 1
+                break
+        for child in children:
+            if child.process.is_alive():
+                child.process.terminate()
+        for child in children:
+            child.process.join(10)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join()
+        out("fairseat stopped")
+    return exit_code

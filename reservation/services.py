@@ -1,0 +1,87 @@
+"""The long-lived clients a process needs, opened and closed together.
+
+Used by the HTTP app (through ``cleanup_ctx``), by the workers and by CLI commands, so
+every entry point wires things the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
+
+from inventory.keys import Keys
+from inventory.slot_engine import SlotEngine
+from reservation.auth import Authenticator, TokenSigner
+from reservation.domain.clock import Clock, system_clock
+from reservation.metrics import Metrics
+from reservation.settings import Settings, SettingsError
+from reservation.store.db import create_pool
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: Any
+    redis: Any
+    keys: Keys
+    slots: SlotEngine
+    auth: Authenticator
+    metrics: Metrics
+    clock: Clock
+    id_hmac_key: bytes
+    secret_key: bytes
+
+
+def redis_client(settings: Settings, *, max_connections: int | None = None) -> Any:
+    if settings.redis_url is None:
+        raise SettingsError("REDIS_URL is not set")
+    size = max_connections or settings.redis_pool_size
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, decode_responses=True,
+                                     max_connections=size)
+    # A blocking pool queues callers when every connection is busy (then times out into
+    # a 503) instead of failing at once with "Too many connections".
+    pool = redis_asyncio.BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, max_connections=size, timeout=5)
+    return redis_asyncio.Redis(connection_pool=pool)
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    metrics: Metrics | None = None,
+    pg_pool_size: int = 20,
+) -> AsyncIterator[Services]:
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set")
+    if not (settings.secret_key and settings.id_hmac_key):
+        raise SettingsError("FAIRSEAT_SECRET_KEY and FAIRSEAT_ID_HMAC_KEY must be set")
+    pool = await create_pool(settings.database_url, max_size=pg_pool_size)
+    client = redis_client(settings)
+    try:
+        keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
+        secret = settings.secret_key.encode()
+        yield Services(
+            settings=settings,
+            pool=pool,
+            redis=client,
+            keys=keys,
+            slots=SlotEngine(client, keys),
+            auth=Authenticator(TokenSigner(secret, settings.token_ttl_seconds), pool,
+                               settings.operator_key),
+            metrics=metrics or Metrics(),
+            clock=clock,
+            id_hmac_key=settings.id_hmac_key.encode(),
+            secret_key=secret,
+        )
+    finally:
+        # The pool was passed in explicitly, so the client does not own it by default.
+        await client.aclose(close_connection_pool=True)
+        await pool.close()

@@ -1,0 +1,1 @@
+"""Postgres, the system of record: migrations and repositories."""

@@ -1,0 +1,40 @@
+"""The Postgres pool, and which asyncpg errors mean "unavailable, retry" (by class)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import orjson
+
+# SQLSTATE classes 08 (connection), 53 (resources), 57 (operator intervention, e.g.
+# shutdown), 58 (system error): the database cannot serve us now; the same call may work
+# later. Everything else is about the statement or the data.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        return state[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(),
+                              decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> Any:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                     init=_init_connection, command_timeout=10)

@@ -1,0 +1,1 @@
+"""Background workers: batch, write idempotently, then acknowledge; safe to replay."""

@@ -1,0 +1,47 @@
+"""The expiry sweeper: returns the places of holds whose payment deadline passed.
+
+Idempotent and safe to run in several processes at once (the Lua script ends a hold
+exactly once); like the persisters, sweepers split the shards between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from reservation.services import Services
+
+log = logging.getLogger("fairseat.sweeper")
+
+
+@dataclass
+class Sweeper:
+    services: Services
+    shards: list[int]
+    batch: int = 200
+
+    async def run_once(self) -> int:
+        now = self.services.clock()
+        keys = self.services.keys
+        async with self.services.redis.pipeline(transaction=False) as pipe:
+            for shard in self.shards:
+                pipe.zrangebyscore(keys.hold_deadlines(shard), "-inf", now, start=0, num=1)
+            due = await pipe.execute()
+        expired = 0
+        for shard, ids in zip(self.shards, due, strict=True):
+            if ids:
+                expired += await self.services.slots.expire_due(shard, now, self.batch)
+        if expired:
+            self.services.metrics.expired.inc(expired)
+        return expired
+
+    async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:
+                log.warning("sweeper pass failed: %r", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -1,0 +1,44 @@
+"""A citizen pays for a held slot: the sale is committed in Postgres before we say so.
+
+Always: Lua moves the hold to confirmed only while it is live; then the booking row is
+upserted in Postgres; only after that commit does the citizen hear "confirmed". If
+Postgres is down the answer is 503 and the same request, retried, completes it (the Lua
+call answers it as a replay); the place stays the citizen's and is never sold twice.
+"""
+
+from __future__ import annotations
+
+from inventory.errors import InventoryError
+from inventory.slot_engine import ConfirmedHold
+from reservation.domain.bookings import BookingRow
+from reservation.domain.clock import from_ms
+from reservation.errors import StoreUnavailable
+from reservation.services import Services
+from reservation.store import bookings as booking_store
+from reservation.store.db import is_transient
+
+
+async def confirm_booking(services: Services, *, account_id: str, hold_id: str) -> ConfirmedHold:
+    try:
+        confirmed = await services.slots.confirm(hold_id=hold_id, account_id=account_id,
+                                                 now_ms=services.clock())
+    except InventoryError as exc:
+        services.metrics.confirms.labels("slot", exc.code).inc()
+        raise
+    row = BookingRow(
+        id=hold_id, slot_id=confirmed.slot_id, account_id=account_id,
+        person_hmac=confirmed.person, state="confirmed",
+        idempotency_key=confirmed.idempotency_key,
+        held_at=from_ms(confirmed.held_ms), deadline=from_ms(confirmed.deadline_ms),
+        confirmed_at=from_ms(confirmed.confirmed_ms), ended_at=None, end_reason=None,
+    )
+    try:
+        async with services.pool.acquire() as conn:
+            await booking_store.upsert_bookings(conn, [row])
+    except Exception as exc:
+        if is_transient(exc):
+            services.metrics.confirms.labels("slot", "store_unavailable").inc()
+            raise StoreUnavailable() from exc
+        raise
+    services.metrics.confirms.labels("slot", "replay" if confirmed.replay else "confirmed").inc()
+    return confirmed
