@@ -15,6 +15,7 @@ from typing import Any
 
 from inventory import errors
 from inventory.keys import Keys
+from inventory.script_client import ScriptClient
 from inventory.scripts import script_source
 from inventory.slot_codes import SlotCode, check
 
@@ -102,9 +103,10 @@ class SlotEngine:
 
     _META_CACHE_LIMIT = 200_000
 
-    def __init__(self, client: Any, keys: Keys) -> None:
+    def __init__(self, client: Any, keys: Keys, *, max_connections: int = 64) -> None:
         self.client = client
         self.keys = keys
+        self.calls = ScriptClient(client, max_connections=max_connections)
         self._publish = client.register_script(script_source("slot_publish"))
         self._hold = client.register_script(script_source("slot_hold"))
         self._confirm = client.register_script(script_source("slot_confirm"))
@@ -114,6 +116,9 @@ class SlotEngine:
         self._ping = client.register_script(script_source("ping"))
         # Slots never change resource or day once published, so this cache cannot go stale.
         self._meta: dict[str, SlotMeta] = {}
+
+    async def aclose(self) -> None:
+        await self.calls.aclose()
 
     # Publishing and reading ------------------------------------------------------------
     async def publish(self, specs: Sequence[SlotSpec]) -> list[bool]:
@@ -166,7 +171,7 @@ class SlotEngine:
 
     async def ping(self) -> None:
         """Runs a script: proves Redis is up *and* scripting works (used by /readyz)."""
-        if int(await self._ping(keys=[], args=[])) != 1:
+        if int(await self.calls.call(self._ping, [], [])) != 1:
             raise RuntimeError("ping script returned an unexpected value")
 
     # Holds ----------------------------------------------------------------------------
@@ -186,39 +191,47 @@ class SlotEngine:
         shard = shard_from_id(slot_id)
         meta = await self.slot_meta(slot_id)
         account_key = self.keys.account_holds(account_id)
-        check(int((await self._reserve(keys=[account_key],
-                                       args=[now_ms, hold_id, deadline_ms, max_live_holds]))[0]))
-        try:
-            result = await self._hold(
-                keys=[
-                    self.keys.slot(shard, slot_id),
-                    self.keys.hold(shard, hold_id),
-                    self.keys.person_day(shard, meta.resource_id, meta.day),
-                    self.keys.hold_deadlines(shard),
-                    self.keys.outbox(shard),
-                ],
-                args=[now_ms, hold_id, account_id, person, deadline_ms, slot_id,
-                      idempotency_key],
-            )
-            code = check(int(result[0]))
-        except BaseException:
-            await self._unreserve(keys=[account_key], args=[hold_id])
-            raise
-        state = "held" if code == SlotCode.OK else str(result[2])
-        if state != "held":
-            await self._unreserve(keys=[account_key], args=[hold_id])
+        # One round trip for both: the account's cap (its own shard) and the hold (the
+        # slot's shard). They cannot be one script on a cluster, so each is idempotent and
+        # the rare disagreement is undone below.
+        reserved, result = await self.calls.call_many([
+            (self._reserve, [account_key], [now_ms, hold_id, deadline_ms, max_live_holds]),
+            (self._hold, [
+                self.keys.slot(shard, slot_id),
+                self.keys.hold(shard, hold_id),
+                self.keys.person_day(shard, meta.resource_id, meta.day),
+                self.keys.hold_deadlines(shard),
+                self.keys.outbox(shard),
+            ], [now_ms, hold_id, account_id, person, deadline_ms, slot_id, idempotency_key]),
+        ])
+        reserve_code = SlotCode(int(reserved[0]))
+        code = SlotCode(int(result[0]))
+        if reserve_code == SlotCode.HOLD_CAP:
+            if code == SlotCode.OK:
+                # Over the cap: give the place straight back. It was held for one round
+                # trip and both events say so; the citizen only ever sees the refusal.
+                await self.release(hold_id=hold_id, slot_id=slot_id, account_id=None,
+                                   now_ms=now_ms, state="cancelled", reason="hold_cap")
+            if code != SlotCode.REPLAY:
+                check(reserve_code)
+        state = "held" if code == SlotCode.OK else (
+            str(result[2]) if code == SlotCode.REPLAY else "refused")
+        if state != "held" and reserve_code == SlotCode.OK:
+            await self.calls.call(self._unreserve, [account_key], [hold_id])
+        check(code)
         return Hold(hold_id=hold_id, slot_id=slot_id, deadline_ms=int(result[1]), state=state,
                     replay=code == SlotCode.REPLAY)
 
     async def confirm(self, *, hold_id: str, account_id: str, now_ms: int) -> ConfirmedHold:
         shard = shard_from_id(hold_id)
-        result = await self._confirm(
-            keys=[self.keys.hold(shard, hold_id), self.keys.hold_deadlines(shard),
-                  self.keys.outbox(shard)],
-            args=[now_ms, hold_id, account_id],
-        )
+        # The account's cap is released in the same round trip (idempotent, harmless if
+        # the confirm is refused: a refused confirm means the hold is not live anyway).
+        result, _ = await self.calls.call_many([
+            (self._confirm, [self.keys.hold(shard, hold_id), self.keys.hold_deadlines(shard),
+                             self.keys.outbox(shard)], [now_ms, hold_id, account_id]),
+            (self._unreserve, [self.keys.account_holds(account_id)], [hold_id]),
+        ])
         code = check(int(result[0]))
-        await self._unreserve(keys=[self.keys.account_holds(account_id)], args=[hold_id])
         return ConfirmedHold(hold_id=hold_id, slot_id=str(result[1]), person=str(result[2]),
                              held_ms=int(result[3]), deadline_ms=int(result[4]),
                              confirmed_ms=int(result[5]), idempotency_key=str(result[6]),
@@ -235,19 +248,17 @@ class SlotEngine:
         """
         shard = shard_from_id(hold_id)
         meta = await self.slot_meta(slot_id)
-        result = await self._release(
-            keys=[
-                self.keys.hold(shard, hold_id),
-                self.keys.slot(shard, slot_id),
-                self.keys.person_day(shard, meta.resource_id, meta.day),
-                self.keys.hold_deadlines(shard),
-                self.keys.outbox(shard),
-            ],
-            args=[now_ms, hold_id, account_id or "", state, reason],
-        )
-        code = check(int(result[0]))
+        calls = [(self._release, [
+            self.keys.hold(shard, hold_id),
+            self.keys.slot(shard, slot_id),
+            self.keys.person_day(shard, meta.resource_id, meta.day),
+            self.keys.hold_deadlines(shard),
+            self.keys.outbox(shard),
+        ], [now_ms, hold_id, account_id or "", state, reason])]
         if account_id is not None:
-            await self._unreserve(keys=[self.keys.account_holds(account_id)], args=[hold_id])
+            calls.append((self._unreserve, [self.keys.account_holds(account_id)], [hold_id]))
+        result = (await self.calls.call_many(calls))[0]
+        code = check(int(result[0]))
         return Released(hold_id=hold_id, slot_id=str(result[2]), state=str(result[1]),
                         replay=code == SlotCode.REPLAY)
 

@@ -65,15 +65,16 @@ async def open_services(
         raise SettingsError("FAIRSEAT_SECRET_KEY and FAIRSEAT_ID_HMAC_KEY must be set")
     pool = await create_pool(settings.database_url, max_size=pg_pool_size)
     client = redis_client(settings)
+    keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
+    slots = SlotEngine(client, keys, max_connections=settings.redis_pool_size)
     try:
-        keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
         secret = settings.secret_key.encode()
         yield Services(
             settings=settings,
             pool=pool,
             redis=client,
             keys=keys,
-            slots=SlotEngine(client, keys),
+            slots=slots,
             auth=Authenticator(TokenSigner(secret, settings.token_ttl_seconds), pool,
                                settings.operator_key),
             metrics=metrics or Metrics(),
@@ -82,6 +83,7 @@ async def open_services(
             secret_key=secret,
         )
     finally:
+        await slots.aclose()
         # The pool was passed in explicitly, so the client does not own it by default.
         await client.aclose(close_connection_pool=True)
         await pool.close()

@@ -51,7 +51,10 @@ class EventRow:
 def _ms(fields: dict[str, str], name: str) -> dt.datetime:
     try:
         return from_ms(int(fields[name]))
-    except (KeyError, ValueError) as exc:
+    # An integer no datetime can hold fails with OverflowError (too big for a float) or
+    # OSError (beyond time_t), not ValueError. Uncaught, the persister took OSError for
+    # "backend unavailable" and retried the pass forever: one bad entry stalled every shard.
+    except (KeyError, ValueError, OverflowError, OSError) as exc:
         raise MalformedEvent(f"field {name!r} missing or not a time") from exc
 
 

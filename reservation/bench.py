@@ -1,0 +1,146 @@
+"""``fairseat bench …``: throughput ratios measured in one run on one machine.
+
+Absolute rates on a shared machine are noise; a ratio against a baseline measured in the
+same run, with the same client setup, is not. Each phase runs ``rounds`` times,
+interleaved (baseline, subject, baseline, subject…), and the best round of each counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inventory.keys import Keys
+from inventory.slot_engine import SlotEngine, SlotSpec, hold_id_for, new_slot_id
+from reservation.settings import Settings
+
+Op = Callable[[int], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    ops: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+
+async def measure(op: Op, *, seconds: float, concurrency: int) -> Rate:
+    """Run ``op(i)`` from ``concurrency`` tasks for ``seconds``; count completions."""
+    counter = iter(range(1 << 62))
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            await op(next(counter))
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Rate(done, time.perf_counter() - started)
+
+
+async def best_of(op: Op, rounds: int, **kw: Any) -> Rate:
+    best = Rate(0, 1.0)
+    for _ in range(rounds):
+        r = await measure(op, **kw)
+        if r.per_second > best.per_second:
+            best = r
+    return best
+
+
+@contextlib.contextmanager
+def bench_backends(settings: Settings) -> Iterator[Settings]:
+    """Configured servers, or throwaway embedded ones in a temporary folder."""
+    from reservation.runtime.serve import backends
+
+    with tempfile.TemporaryDirectory(prefix="fairseat-bench-") as tmp:
+        base = settings.replace(data_dir=Path(tmp), key_prefix=f"bench{secrets.token_hex(3)}",
+                                secret_key=settings.secret_key or "bench",
+                                id_hmac_key=settings.id_hmac_key or "bench")
+        with backends(base, fsync=False) as ready:
+            yield ready
+
+
+async def bench_slots(settings: Settings, *, seconds: float, concurrency: int,
+                      rounds: int = 3, out: Callable[[str], None] = print) -> float:
+    from reservation.services import redis_client
+
+    client = redis_client(settings, max_connections=concurrency)
+    keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
+    engine = SlotEngine(client, keys, max_connections=concurrency)
+    try:
+        now = int(time.time() * 1000)
+        # Many resources (so many shards) with room for every hold we can make.
+        specs = [SlotSpec(slot_id=new_slot_id(keys, f"bench-res-{i}"),
+                          resource_id=f"bench-res-{i}", day="2030-01-01", capacity=10_000_000,
+                          release_ms=0, ends_ms=now + 86_400_000,
+                          retain_until_ms=now + 3_600_000)
+                   for i in range(64)]
+        await engine.publish(specs)
+        for spec in specs:
+            await engine.slot_meta(spec.slot_id)  # warm the cache, as a live process has
+
+        async def trivial(i: int) -> object:
+            return await engine.ping()
+
+        run = secrets.token_hex(4)
+
+        async def hold(i: int) -> object:
+            spec = specs[i % len(specs)]
+            return await engine.hold(
+                slot_id=spec.slot_id, hold_id=hold_id_for(spec.slot_id, f"{run}{i:016x}"),
+                account_id=f"b{run}{i}", person=f"p{run}{i}", idempotency_key=str(i),
+                now_ms=now, deadline_ms=now + 600_000, max_live_holds=3)
+
+        kw = {"seconds": seconds, "concurrency": concurrency}
+        await measure(trivial, seconds=min(1.0, seconds), concurrency=concurrency)  # warm-up
+        base = Rate(0, 1.0)
+        subject = Rate(0, 1.0)
+        for _ in range(rounds):
+            b = await measure(trivial, **kw)
+            s = await measure(hold, **kw)
+            base = b if b.per_second > base.per_second else base
+            subject = s if s.per_second > subject.per_second else subject
+        ratio = subject.per_second / base.per_second
+        out(f"trivial EVALSHA: {base.per_second:,.0f}/s  ({base.ops} calls)")
+        out(f"slot hold (account cap + hold scripts): {subject.per_second:,.0f}/s "
+            f"({subject.ops} holds)")
+        out(f"concurrency={concurrency} seconds={seconds} rounds={rounds}")
+        out(f"ratio={ratio:.3f}")
+        return ratio
+    finally:
+        await engine.aclose()
+        await client.aclose(close_connection_pool=True)
+
+
+def run_bench(what: str, settings: Settings, *, seconds: float, concurrency: int) -> int:
+    import uvloop
+
+    with bench_backends(settings) as ready:
+        if what == "slots":
+            uvloop.run(bench_slots(ready, seconds=seconds, concurrency=concurrency))
+        elif what == "seats":
+            assert ready.redis_url is not None
+            from inventory.bench_seats import bench_seats
+
+            figures = uvloop.run(bench_seats(ready.redis_url, seconds=seconds,
+                                             concurrency=concurrency))
+            for name, value in figures.items():
+                if name not in ("flat_ratio", "lua_ratio"):
+                    print(f"{name}: {value:,.3f}")
+            print(f"flat_ratio={figures['flat_ratio']:.3f} lua_ratio={figures['lua_ratio']:.3f}")
+        else:  # pragma: no cover - argparse restricts the choices
+            raise ValueError(what)
+    return 0

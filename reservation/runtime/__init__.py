@@ -1,0 +1,1 @@
+"""Embedded Postgres and Redis-compatible servers, run as supervised child processes."""

@@ -1,0 +1,173 @@
+"""Bad input gets a clear JSON error with the right 4xx status, and changes nothing."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Api
+from tests.helpers import make_id_number, make_phone, register
+
+
+def assert_error(body: dict[str, Any], code: str) -> None:
+    assert body["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    assert body["request_id"]
+
+
+async def test_malformed_json(api: Api) -> None:
+    resp = await api.client.post("/v1/citizens", data=b"{not json",
+                                 headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert_error(await resp.json(), "malformed_json")
+
+
+async def test_empty_body(api: Api) -> None:
+    resp = await api.client.post("/v1/citizens", data=b"",
+                                 headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert_error(await resp.json(), "malformed_json")
+
+
+async def test_wrong_content_type(api: Api) -> None:
+    resp = await api.client.post("/v1/citizens", data=b"name=x",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 415
+    assert_error(await resp.json(), "unsupported_media_type")
+
+
+async def test_wrong_types_list_every_field(api: Api) -> None:
+    resp = await api.client.post("/v1/citizens", json={"name": 5, "phone": "12",
+                                                       "id_number": ["x"]})
+    assert resp.status == 422
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    fields = {e["field"] for e in body["fields"]["errors"]}
+    assert fields == {"name", "phone", "id_number"}
+
+
+async def test_json_array_instead_of_object(api: Api) -> None:
+    resp = await api.client.post("/v1/citizens", json=[1, 2])
+    assert resp.status == 422
+    assert_error(await resp.json(), "validation_failed")
+
+
+async def test_unknown_field_rejected(api: Api) -> None:
+    resp = await api.client.post("/v1/citizens", json={
+        "name": "李四", "phone": make_phone(), "id_number": make_id_number(), "admin": True})
+    assert resp.status == 422
+    assert [e["field"] for e in (await resp.json())["fields"]["errors"]] == ["admin"]
+
+
+@pytest.mark.parametrize("id_number", [
+    "110105199001011231",  # wrong check digit
+    "110105199013011236",  # month 13
+    "11010519900101123",   # 17 digits
+    "1101052990010112x3",  # garbage
+])
+async def test_invalid_id_number(api: Api, id_number: str) -> None:
+    resp = await api.client.post("/v1/citizens", json={
+        "name": "李四", "phone": make_phone(), "id_number": id_number})
+    assert resp.status == 422
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert body["fields"]["errors"][0]["field"] == "id_number"
+    async with api.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM accounts") == 0
+
+
+async def test_id_number_registered_twice(api: Api) -> None:
+    number = make_id_number()
+    first = await api.client.post("/v1/citizens", json={
+        "name": "王五", "phone": make_phone(), "id_number": number})
+    assert first.status == 201
+    second = await api.client.post("/v1/citizens", json={
+        "name": "王五", "phone": make_phone(), "id_number": number})
+    assert second.status == 409
+    assert_error(await second.json(), "conflict")
+
+
+async def test_oversized_body(api: Api) -> None:
+    big = b'{"name": "' + b"x" * (api.services.settings.max_body_bytes + 10) + b'"}'
+    resp = await api.client.post("/v1/citizens", data=io.BytesIO(big),
+                                 headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+    assert_error(await resp.json(), "body_too_large")
+
+
+async def test_unknown_slot(api: Api) -> None:
+    citizen = await register(api.client)
+    for slot_id in ("s1-00000000deadbeef", "nonsense", "s99999-zz"):
+        resp = await api.client.post("/v1/bookings", json={"slot_id": slot_id},
+                                     headers=citizen["headers"])
+        assert resp.status == 404, slot_id
+        assert_error(await resp.json(), "not_found")
+
+
+async def test_missing_and_forged_tokens(api: Api) -> None:
+    citizen = await register(api.client)
+    no_token = await api.client.get("/v1/bookings")
+    assert no_token.status == 401
+    assert_error(await no_token.json(), "unauthorized")
+    account, expiry = citizen["token"].split(".")[1:3]
+    forged = f"ct.{account}.{int(expiry) + 1000}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    for header in (f"Bearer {forged}", "Bearer ct.x", "Basic abc", "Bearer sk_unknown",
+                   "Bearer "):
+        resp = await api.client.get("/v1/bookings", headers={"Authorization": header})
+        assert resp.status == 401, header
+        assert_error(await resp.json(), "unauthorized")
+
+
+async def test_expired_token(api: Api) -> None:
+    signer = api.services.auth.signer
+    token = signer.issue("a0000000000000000", now_s=1)
+    resp = await api.client.get("/v1/bookings", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 401
+
+
+async def test_unknown_route_and_method(api: Api) -> None:
+    resp = await api.client.get("/v1/nope")
+    assert resp.status == 404
+    assert_error(await resp.json(), "not_found")
+    resp = await api.client.delete("/v1/citizens")
+    assert resp.status == 405
+    assert_error(await resp.json(), "method_not_allowed")
+
+
+async def test_bad_query_parameter(api: Api) -> None:
+    resp = await api.client.get("/v1/slots", params={"day": "not-a-date"})
+    assert resp.status == 422
+    assert (await resp.json())["fields"]["errors"][0]["field"] == "query.day"
+
+
+async def test_publication_with_bad_rows_publishes_nothing(api: Api) -> None:
+    good = api.slot()
+    past = api.slot(hours_ahead=-2)
+    zero = api.slot(hours_ahead=30, capacity=0)
+    overlapping = api.slot(hours_ahead=24)
+    backwards = {**api.slot(hours_ahead=40), "ends_at": good["starts_at"]}
+    unknown = api.slot(hours_ahead=50, code="nobody")
+    resp = await api.client.post(
+        "/v1/providers/hosp-a/slots",
+        json={"resources": [{"code": "dr-li", "name": "Dr Li"}],
+              "slots": [good, past, zero, overlapping, backwards, unknown]},
+        headers=api.staff_headers("hosp-a"))
+    assert resp.status == 422
+    body = await resp.json()
+    rows = {(e["row"], e["field"]) for e in body["fields"]["errors"]}
+    assert rows == {(1, "starts_at"), (1, "release_at"), (2, "capacity"), (3, "starts_at"),
+                    (4, "ends_at"),
+                    (5, "resource_code")}
+    async with api.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM slots") == 0
+        assert await conn.fetchval("SELECT count(*) FROM resources") == 0
+
+
+async def test_republishing_the_same_batch_is_idempotent(api: Api) -> None:
+    slots = [api.slot(hours_ahead=24), api.slot(hours_ahead=25)]
+    first = await api.publish("hosp-a", slots)
+    second = await api.publish("hosp-a", slots)
+    assert [s["id"] for s in first] == [s["id"] for s in second]
+    assert [s["created"] for s in second] == [False, False]
