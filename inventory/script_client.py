@@ -39,6 +39,7 @@ class ScriptClient:
         self._free: list[Any] = []
         self._count = 0
         self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._closing: set[asyncio.Task[Any]] = set()
 
     # Connections -----------------------------------------------------------------------
     def _new_connection(self) -> Any:
@@ -68,7 +69,9 @@ class ScriptClient:
 
     def _discard(self, conn: Any) -> None:
         self._count -= 1
-        asyncio.ensure_future(conn.disconnect())
+        task = asyncio.ensure_future(conn.disconnect())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
         # A waiter may now create a fresh connection.
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -80,7 +83,8 @@ class ScriptClient:
     async def aclose(self) -> None:
         conns, self._free = self._free, []
         self._count -= len(conns)
-        await asyncio.gather(*(c.disconnect() for c in conns), return_exceptions=True)
+        await asyncio.gather(*(c.disconnect() for c in conns), *self._closing,
+                             return_exceptions=True)
 
     # Calls -----------------------------------------------------------------------------
     async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:

@@ -93,7 +93,8 @@ async def bench_slots(settings: Settings, *, seconds: float, concurrency: int,
             await engine.slot_meta(spec.slot_id)  # warm the cache, as a live process has
 
         async def trivial(i: int) -> object:
-            return await engine.ping()
+            await engine.ping()
+            return None
 
         run = secrets.token_hex(4)
 
@@ -104,13 +105,12 @@ async def bench_slots(settings: Settings, *, seconds: float, concurrency: int,
                 account_id=f"b{run}{i}", person=f"p{run}{i}", idempotency_key=str(i),
                 now_ms=now, deadline_ms=now + 600_000, max_live_holds=3)
 
-        kw = {"seconds": seconds, "concurrency": concurrency}
         await measure(trivial, seconds=min(1.0, seconds), concurrency=concurrency)  # warm-up
         base = Rate(0, 1.0)
         subject = Rate(0, 1.0)
         for _ in range(rounds):
-            b = await measure(trivial, **kw)
-            s = await measure(hold, **kw)
+            b = await measure(trivial, seconds=seconds, concurrency=concurrency)
+            s = await measure(hold, seconds=seconds, concurrency=concurrency)
             base = b if b.per_second > base.per_second else base
             subject = s if s.per_second > subject.per_second else subject
         ratio = subject.per_second / base.per_second

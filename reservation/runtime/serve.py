@@ -24,7 +24,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from reservation.settings import Settings
@@ -86,8 +85,8 @@ def backends(settings: Settings, *, fsync: bool = True) -> Iterator[Settings]:
 
 async def prepare(settings: Settings) -> dict[str, str] | None:
     """Migrate, and seed demo data on first start. Returns demo credentials if seeded."""
-    from reservation.services import open_services
     from reservation.seed import seed_demo
+    from reservation.services import open_services
     from reservation.store.migrate import apply_migrations
 
     assert settings.database_url is not None

@@ -54,16 +54,16 @@ class Api:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     clock = FakeClock()
     app = create_app(settings, clock=clock)
-    async with TestClient(TestServer(app)) as client:
-        async with open_services(settings, clock=clock, pg_pool_size=2) as services:
-            staff: dict[str, str] = {}
-            async with services.pool.acquire() as conn:
-                for pid, kind in (("hosp-a", "hospital"), ("hosp-b", "hospital")):
-                    await catalog.upsert_provider(conn, pid, f"Hospital {pid}", kind)
-                    key = new_api_key()
-                    await account_store.create_api_key(conn, api_key=key, role="staff",
-                                                       provider_id=pid)
-                    staff[pid] = key
-            assert settings.operator_key is not None
-            yield Api(client, services, clock, staff,
-                      {"Authorization": f"Bearer {settings.operator_key}"})
+    async with (TestClient(TestServer(app)) as client,
+                open_services(settings, clock=clock, pg_pool_size=2) as services):
+        staff: dict[str, str] = {}
+        async with services.pool.acquire() as conn:
+            for pid, kind in (("hosp-a", "hospital"), ("hosp-b", "hospital")):
+                await catalog.upsert_provider(conn, pid, f"Hospital {pid}", kind)
+                key = new_api_key()
+                await account_store.create_api_key(conn, api_key=key, role="staff",
+                                                   provider_id=pid)
+                staff[pid] = key
+        assert settings.operator_key is not None
+        yield Api(client, services, clock, staff,
+                  {"Authorization": f"Bearer {settings.operator_key}"})
