@@ -70,17 +70,30 @@ def dev_secrets(settings: Settings) -> Settings:
 @contextlib.contextmanager
 def backends(settings: Settings, *, fsync: bool = True) -> Iterator[Settings]:
     """Yield settings with working URLs: the configured servers, or embedded ones started
-    now (from the main thread, before any event loop) and stopped on exit."""
+    now (from the main thread, before any event loop) and stopped on exit.
+
+    While embedded servers run, ``<data_dir>/runtime.json`` names their URLs and pids, so
+    operators (and tests) can reach them.
+    """
     if settings.database_url and settings.redis_url:
         yield settings
         return
     from reservation.runtime.embedded import EmbeddedServers
 
+    runtime_file = settings.data_dir / "runtime.json"
     with EmbeddedServers(settings.data_dir.resolve(), fsync=fsync) as servers:
-        yield settings.replace(
+        ready = settings.replace(
             database_url=settings.database_url or servers.database_url,
             redis_url=settings.redis_url or servers.redis_url,
         )
+        runtime_file.write_text(json.dumps({
+            "database_url": ready.database_url, "redis_url": ready.redis_url,
+            "postgres_pid": servers.postgres.pid, "redis_pid": servers.redis.pid,
+            "supervisor_pid": os.getpid()}))
+        try:
+            yield ready
+        finally:
+            runtime_file.unlink(missing_ok=True)
 
 
 async def prepare(settings: Settings) -> dict[str, str] | None:
@@ -232,17 +245,18 @@ def serve(settings: Settings, *, out: Callable[[str], None] = print) -> int:
         for child in children:
             child.process.start()
         url = f"http://{ready.host}:{ready.port}"
+        if creds:
+            (ready.data_dir / "demo-credentials.json").write_text(json.dumps(creds, indent=2))
+            out("Demo data seeded. Staff keys (also in demo-credentials.json):")
+            for name, key in creds.items():
+                out(f"  {name}: {key}")
         if not _wait_ready(url, 30):
             out("fairseat did not become ready within 30 s; stopping")
             stopping["flag"] = True
         else:
-            out(f"fairseat is ready: {url}  (API description: {url}/openapi.json)")
-            if creds:
-                out("Demo data seeded. Staff keys (shown once, also in the data folder):")
-                for name, key in creds.items():
-                    out(f"  {name}: {key}")
-                (ready.data_dir / "demo-credentials.json").write_text(json.dumps(creds))
             out(f"Operator key: see {ready.data_dir}/secrets.json. Stop with Ctrl-C.")
+            # Last, so that a reader waiting for this line finds everything else in place.
+            out(f"fairseat is ready: {url}  (API description: {url}/openapi.json)")
         sys.stdout.flush()
         exit_code = 0
         while not stopping["flag"]:

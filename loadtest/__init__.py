@@ -1,0 +1,1 @@
+"""Load tests: locust rush profiles and a fast load generator."""
