@@ -60,3 +60,8 @@ def check(code: int) -> SlotCode:
     if result < 0:
         raise _ERRORS[result]()
     return result
+
+
+def code_of(error: errors.InventoryError) -> SlotCode:
+    """The script code a refusal came from (the inverse of ``check``)."""
+    return next(code for code, cls in _ERRORS.items() if type(error) is cls)
