@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from reservation.app import create_app
 from reservation.auth import new_api_key
-from reservation.services import Services, open_services
+from reservation.api.routing import SERVICES
+from reservation.services import Services
 from reservation.settings import Settings
 from reservation.store import accounts as account_store
 from reservation.store import catalog
@@ -54,8 +55,8 @@ class Api:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     clock = FakeClock()
     app = create_app(settings, clock=clock)
-    async with (TestClient(TestServer(app)) as client,
-                open_services(settings, clock=clock, pg_pool_size=2) as services):
+    async with TestClient(TestServer(app)) as client:
+        services = client.app[SERVICES]  # the app's own clients, engine and metrics
         staff: dict[str, str] = {}
         async with services.pool.acquire() as conn:
             for pid, kind in (("hosp-a", "hospital"), ("hosp-b", "hospital")):

@@ -1,0 +1,69 @@
+"""Health, readiness, metrics, request ids and the OpenAPI description."""
+
+from __future__ import annotations
+
+import re
+
+from reservation.app import all_routes
+from tests.api.conftest import Api
+from tests.helpers import register
+
+
+async def test_healthz_and_readyz(api: Api) -> None:
+    assert (await api.client.get("/healthz")).status == 200
+    resp = await api.client.get("/readyz")
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "ready"
+
+
+async def test_readyz_fails_when_scripting_fails(api: Api) -> None:
+    # Break the Lua path only (a PING would still succeed): readiness must notice.
+    await api.services.redis.script_flush()
+    ping = api.services.slots._ping
+    real_sha = ping.sha
+    ping.sha = "0" * 40  # unknown script, and its source is replaced below
+    real_script = ping.script
+    ping.script = "this is not lua"
+    try:
+        resp = await api.client.get("/readyz")
+        assert resp.status == 503
+        assert resp.headers["Retry-After"]
+        assert (await resp.json())["code"] == "store_unavailable"
+    finally:
+        ping.sha, ping.script = real_sha, real_script
+    # NOSCRIPT after a flush (as after a restart) is handled transparently.
+    assert (await api.client.get("/readyz")).status == 200
+
+
+async def test_request_id_is_echoed_or_made(api: Api) -> None:
+    resp = await api.client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert resp.headers["X-Request-Id"] == "abc-123"
+    resp = await api.client.get("/healthz")
+    assert re.fullmatch(r"[0-9a-f]{16}", resp.headers["X-Request-Id"])
+
+
+async def test_metrics_count_requests_and_outcomes(api: Api) -> None:
+    [slot] = await api.publish("hosp-a", [api.slot(capacity=1)])
+    a, b = await register(api.client), await register(api.client)
+    await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=a["headers"])
+    await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=b["headers"])
+    text = await (await api.client.get("/metrics")).text()
+    assert 'fairseat_holds_total{kind="slot",outcome="held"} 1.0' in text
+    assert 'fairseat_holds_total{kind="slot",outcome="sold_out"} 1.0' in text
+    assert re.search(r'fairseat_http_requests_total\{method="POST",route="/v1/bookings",'
+                     r'status="201"\} 1\.0', text)
+    assert "fairseat_http_request_seconds_bucket" in text
+
+
+async def test_openapi_describes_every_route(api: Api) -> None:
+    doc = await (await api.client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    for route in all_routes():
+        op = doc["paths"][route.path][route.method.lower()]
+        assert op["summary"]
+        assert op["responses"]
+    registered = {(r.method, r.resource.canonical) for r in api.client.app.router.routes()
+                  if r.resource is not None and r.method != "HEAD"}
+    described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert registered == described
+    assert "RegisterCitizen" in doc["components"]["schemas"]
