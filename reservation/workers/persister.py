@@ -88,7 +88,8 @@ class Persister:
                 raise result
         self._groups_ready = True
 
-    async def _read(self, from_id: str) -> list[Entry]:
+    async def _read(self, from_id: str) -> tuple[list[Entry], bool]:
+        """Entries for this pass, and whether more were delivered to us than it returns."""
         keys = self.services.keys
         per_shard = max(10, self.batch_size // 4)
         async with self.services.redis.pipeline(transaction=False) as pipe:
@@ -105,7 +106,11 @@ class Persister:
                 raise reply
             for _stream, items in _stream_items(reply):
                 entries.extend(Entry(shard, eid, fields) for eid, fields in items if fields)
-        return entries[: self.batch_size * 4]
+        # Cap one pass's work. The entries cut off are already delivered to this consumer
+        # (pending): say so, or the next pass reads only new ones (">") and they wait for
+        # XAUTOCLAIM (claim_idle_ms, 30 s by default) before anyone writes them.
+        cap = self.batch_size * 4
+        return entries[:cap], len(entries) > cap
 
     async def _claim_stale(self) -> list[Entry]:
         keys = self.services.keys
@@ -237,14 +242,22 @@ class Persister:
         if not self._groups_ready:
             await self.ensure_groups()
         total = PassResult()
-        entries = await self._read("0") if self._maybe_pending else []
+        entries: list[Entry] = []
+        # Whether own pending entries may outlive this pass. History ("0") comes one page
+        # per shard: while it returns entries, read it again next pass (an empty read ends
+        # that). Before, a backlog longer than a page (a restart after a crash) was left
+        # unread until XAUTOCLAIM found it idle.
+        more_pending = False
+        if self._maybe_pending:
+            entries, _ = await self._read("0")
+            more_pending = bool(entries)
         self._maybe_pending = True  # until this pass ends cleanly
         now = time.monotonic()
         if now - self._last_claim >= self.claim_idle_ms / 2000:
             self._last_claim = now
             entries.extend(await self._claim_stale())
         if not entries:
-            entries = await self._read(">")
+            entries, more_pending = await self._read(">")
         if entries:
             # Same entry may come from "0" and from a claim: write it once.
             unique = list({e.event_id: e for e in entries}.values())
@@ -253,7 +266,7 @@ class Persister:
                 total.written += part.written
                 total.dead_lettered += part.dead_lettered
                 total.retry_later += part.retry_later
-        self._maybe_pending = total.retry_later > 0
+        self._maybe_pending = total.retry_later > 0 or more_pending
         return total
 
     async def run(self, stop: asyncio.Event, *, idle_sleep: float = 0.05) -> None:

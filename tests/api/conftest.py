@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from reservation.api.routing import SERVICES
 from reservation.app import create_app
 from reservation.auth import new_api_key
-from reservation.api.routing import SERVICES
 from reservation.services import Services
 from reservation.settings import Settings
 from reservation.store import accounts as account_store
