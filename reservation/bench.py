@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from inventory.keys import Keys
@@ -63,10 +61,11 @@ async def best_of(op: Op, rounds: int, **kw: Any) -> Rate:
 @contextlib.contextmanager
 def bench_backends(settings: Settings) -> Iterator[Settings]:
     """Configured servers, or throwaway embedded ones in a temporary folder."""
+    from reservation.runtime.procutil import throwaway_dir
     from reservation.runtime.serve import backends
 
-    with tempfile.TemporaryDirectory(prefix="fairseat-bench-") as tmp:
-        base = settings.replace(data_dir=Path(tmp), key_prefix=f"bench{secrets.token_hex(3)}",
+    with throwaway_dir("fairseat-bench-") as tmp:
+        base = settings.replace(data_dir=tmp, key_prefix=f"bench{secrets.token_hex(3)}",
                                 secret_key=settings.secret_key or "bench",
                                 id_hmac_key=settings.id_hmac_key or "bench")
         with backends(base, fsync=False) as ready:

@@ -87,6 +87,10 @@ class Settings:
 
     seed_demo_data: bool = True
 
+    # Set by ``fairseat serve`` when several worker processes share a port: their metrics
+    # are aggregated through files in this folder (prometheus_client multiprocess mode).
+    metrics_dir: Path | None = None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -127,6 +131,8 @@ class Settings:
             token_ttl_seconds=_int(env, "FAIRSEAT_TOKEN_TTL_SECONDS",
                                    defaults.token_ttl_seconds, minimum=60),
             seed_demo_data=_bool(env, "FAIRSEAT_SEED_DEMO", defaults.seed_demo_data),
+            metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
+            if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
 
     def replace(self, **changes: object) -> Settings:

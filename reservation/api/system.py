@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from reservation.api.routing import Call, Route, json_response
 from reservation.errors import StoreUnavailable
@@ -32,6 +32,11 @@ async def readyz(call: Call) -> web.Response:
 
 async def metrics(call: Call) -> web.Response:
     registry = call.services.metrics.registry
+    metrics_dir = call.services.settings.metrics_dir
+    if metrics_dir is not None:
+        # Several processes serve this port: report all of them, not just this one.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
     resp = web.Response(body=generate_latest(registry))
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp

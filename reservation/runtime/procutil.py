@@ -10,15 +10,18 @@ parent-death signal set below.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
@@ -234,3 +237,22 @@ def log_tail(path: Path, offset: int = 0, max_lines: int = 30) -> str:
     except FileNotFoundError:
         return "(no log written)"
     return "\n".join(text.splitlines()[-max_lines:]) or "(log empty)"
+
+
+@contextlib.contextmanager
+def throwaway_dir(prefix: str = "fairseat-") -> Iterator[Path]:
+    """A fresh temporary folder for throwaway servers (tests, benchmarks, chaos runs),
+    deleted afterwards.
+
+    It is handed to the server user (a chown of a folder we just made; no permissions
+    widened): a private 0700 temp folder would be unreachable for ``nobody``, and a root
+    run would then keep Postgres data in a fallback folder that nothing deletes.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    user = server_user()
+    if user.uid is not None and user.gid is not None:
+        os.chown(folder, user.uid, user.gid)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -24,6 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reservation.settings import Settings
@@ -190,6 +192,20 @@ def run_background_process(settings: Settings) -> None:
     asyncio.run(run_background(settings))
 
 
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """An empty folder for prometheus_client's multiprocess mode.
+
+    The library picks its mode from PROMETHEUS_MULTIPROC_DIR when it is first imported,
+    so it is set here, in the supervisor, before anything imports it; the forked workers
+    inherit it.
+    """
+    path = (settings.metrics_dir or settings.data_dir / "metrics").resolve()
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
 @dataclass
 class Child:
     name: str
@@ -220,6 +236,8 @@ def serve(settings: Settings, *, out: Callable[[str], None] = print) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     settings = dev_secrets(settings)
+    if settings.workers > 1 or settings.run_background_workers:
+        settings = settings.replace(metrics_dir=_fresh_metrics_dir(settings))
     embedded = not (settings.database_url and settings.redis_url)
     if embedded:
         out(f"Starting embedded Postgres and Redis-compatible servers in {settings.data_dir}/")

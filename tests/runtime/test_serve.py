@@ -75,8 +75,8 @@ def _start(data_dir: Path, port: int) -> Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    s = _start(tmp_path / "data", free_port())
+def served(server_dir: Path) -> Iterator[Served]:
+    s = _start(server_dir / "data", free_port())
     yield s
     _close(s)
 
@@ -114,6 +114,12 @@ async def test_serve_embedded_books_into_postgres_and_stops_cleanly(served: Serv
         async with http.post(served.url + f"/v1/bookings/{booking_id}/confirm",
                              headers=auth) as resp:
             assert resp.status == 200, await resp.text()
+        # Two workers share the port; /metrics must report both, whichever answers.
+        for _ in range(4):
+            async with http.get(served.url + "/metrics") as resp:
+                text = await resp.text()
+            assert 'fairseat_holds_total{kind="slot",outcome="held"} 1.0' in text
+            assert 'fairseat_confirms_total{kind="slot",outcome="confirmed"} 1.0' in text
 
     conn = await asyncpg.connect(served.runtime["database_url"])
     try:
@@ -147,8 +153,8 @@ def test_servers_die_with_a_killed_supervisor(served: Served) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_restart_keeps_data_and_does_not_reseed(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_restart_keeps_data_and_does_not_reseed(server_dir: Path) -> None:
+    data_dir = server_dir / "data"
     first = _start(data_dir, free_port())
     first.proc.send_signal(signal.SIGINT)
     assert first.proc.wait(timeout=60) == 0
