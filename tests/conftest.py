@@ -22,6 +22,9 @@ from reservation.runtime.procutil import throwaway_dir
 from reservation.settings import Settings
 from reservation.store.migrate import apply_migrations
 
+# The ``api`` fixture (an app with a fake clock, providers and staff keys) for every folder.
+pytest_plugins = ["tests.api_fixture"]
+
 TEMPLATE_DATABASE = "fairseat_template"
 
 

@@ -54,7 +54,7 @@ def _ms(fields: dict[str, str], name: str) -> dt.datetime:
     # An integer no datetime can hold fails with OverflowError (too big for a float) or
     # OSError (beyond time_t), not ValueError. Uncaught, the persister took OSError for
     # "backend unavailable" and retried the pass forever: one bad entry stalled every shard.
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, OverflowError, OSError) as exc:
         raise MalformedEvent(f"field {name!r} missing or not a time") from exc
 
 

@@ -17,7 +17,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     ConnectionError,
     asyncio.TimeoutError,
-    asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
 )
@@ -27,6 +26,10 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", "") or ""
         return state[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    if isinstance(exc, asyncpg.InterfaceError):
+        # Client-side errors: a bad argument (its DataError subclass) is about the data and
+        # never heals; a closed connection or pool does once the database is back.
+        return not isinstance(exc, ValueError) and "clos" in str(exc).lower()
     return isinstance(exc, TRANSIENT_ERRORS)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.api_fixture import Api
 from tests.helpers import make_id_number, make_phone, register
 
 

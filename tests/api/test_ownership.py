@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from tests.api_fixture import Api
 from tests.helpers import register
 
 

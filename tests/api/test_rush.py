@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import secrets
 
-from tests.api.conftest import Api
+from tests.api_fixture import Api
 from tests.helpers import make_id_number
 
 

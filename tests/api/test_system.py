@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from reservation.app import all_routes
-from tests.api.conftest import Api
+from tests.api_fixture import Api
 from tests.helpers import register
 
 
