@@ -1,90 +1,208 @@
-"""A lean path for the hot script calls: EVALSHA on a small pool of our own connections.
+"""A lean, pipelining client for the hot path: EVALSHA of our registered scripts.
 
-Why not just redis-py's client: its generic path (pool conditions, observability hooks,
-timeouts, pipeline bookkeeping, SCRIPT EXISTS before every pipeline) costs several times
-what the Redis server spends on one of our scripts, and at the rush every hold pays it.
-This module keeps redis-py's connections and RESP parser (hiredis) and drops the rest:
+Why not redis-py for these calls: its generic path (a pool checkout, a timeout context per
+read, a task per send, Python-level command packing) costs far more than Redis spends on
+one of our scripts, and at the rush every hold pays it. Here:
 
-- connections are taken LIFO from a free list; callers queue when all are busy and get a
-  ``ConnectionError`` (a 503 upstream) after ``acquire_timeout``;
-- several scripts for one request go out in one write and come back in order;
-- NOSCRIPT (a restart or failover lost the script cache) loads the script and re-runs
-  that call; a broken connection is dropped and the whole batch retried once. Every
-  script is idempotent (ids derived from idempotency keys), so re-running is safe;
-- Redis Cluster clients are passed through to redis-py, which routes by hash slot.
+- a few long-lived connections carry many requests at once (RESP is ordered per
+  connection, so a FIFO of waiting futures is enough); hiredis parses the replies;
+- everything written during one event-loop tick leaves in one write (auto-pipelining);
+- several scripts of one request go out together and complete one future;
+- NOSCRIPT (the script cache was lost in a restart or failover) loads the script and
+  re-runs that call; a lost connection fails its waiting calls, which are retried once on
+  a fresh connection. Every script is idempotent (ids come from idempotency keys), so a
+  re-run is safe even if the first attempt did reach Redis;
+- a watchdog closes a connection whose oldest call waited longer than ``call_timeout``.
+
+redis-py still does everything else (reads, streams, admin), and serves Redis Cluster,
+where it routes each call to the node owning its hash slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections import deque
 from typing import Any
 
+import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-Call = tuple[Any, list[str], list[Any]]  # (registered script, keys, args)
+Call = tuple[Any, list[str], list[Any]]  # (registered redis-py Script, keys, args)
 
-_RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+def _encode(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int | float):
+        return str(value).encode()
+    raise TypeError(f"cannot send {type(value).__name__} to Redis")
+
+
+def encode_command(parts: list[Any]) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        raw = _encode(part)
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+class _Pending:
+    __slots__ = ("future", "remaining", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+        self.future = future
+        self.remaining = count
+        self.replies: list[Any] = []
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: Any = None  # uvloop's transports are not asyncio.Transport
+        self.reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
+        self.pending: deque[_Pending] = deque()
+        self.outgoing: list[bytes] = []
+        self.flush_scheduled = False
+        self.closed = False
+        self.oldest_age = 0  # watchdog ticks the head of the queue has waited
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while True:
+            reply = self.reader.gets()
+            if reply is False:
+                return
+            head = self.pending[0]
+            head.replies.append(reply)
+            head.remaining -= 1
+            if head.remaining == 0:
+                self.pending.popleft()
+                self.oldest_age = 0
+                if not head.future.done():
+                    head.future.set_result(head.replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        error = RedisConnectionError(f"Redis connection lost: {exc!r}")
+        while self.pending:
+            waiting = self.pending.popleft()
+            if not waiting.future.done():
+                waiting.future.set_exception(error)
+
+    def send(self, packed: bytes, count: int) -> asyncio.Future[list[Any]]:
+        future: asyncio.Future[list[Any]] = self.loop.create_future()
+        self.pending.append(_Pending(future, count))
+        self.outgoing.append(packed)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self.outgoing))
+        self.outgoing.clear()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class ScriptClient:
-    def __init__(self, client: Any, *, max_connections: int = 64,
-                 acquire_timeout: float = 5.0) -> None:
+    """One per process (per event loop)."""
+
+    def __init__(self, client: Any, *, connections: int = 4, call_timeout: float = 5.0,
+                 pipelining: bool = True) -> None:
         self.client = client
-        self._cluster = not hasattr(client, "connection_pool")
-        self._max = max_connections
-        self._timeout = acquire_timeout
-        self._free: list[Any] = []
-        self._count = 0
-        self._waiters: deque[asyncio.Future[Any]] = deque()
-        self._closing: set[asyncio.Task[Any]] = set()
+        # ``pipelining=False`` keeps every call on redis-py's own path (benchmarks compare).
+        self._direct = pipelining and hasattr(client, "connection_pool")
+        self._size = max(1, connections)
+        self._timeout = call_timeout
+        self._conns: list[_Connection | None] = [None] * self._size
+        self._connecting: list[asyncio.Future[_Connection] | None] = [None] * self._size
+        self._next = 0
+        self._watchdog: asyncio.Task[None] | None = None
+        if self._direct:
+            kw = client.connection_pool.connection_kwargs
+            self._host = kw.get("host", "127.0.0.1")
+            self._port = int(kw.get("port", 6379))
+            self._password = kw.get("password")
+            self._username = kw.get("username")
+            self._db = int(kw.get("db", 0) or 0)
+            # TLS and Unix sockets stay on redis-py's path.
+            self._direct = (
+                kw.get("path") is None
+                and not kw.get("ssl", False)
+                and (client.connection_pool.connection_class.__name__ == "Connection")
+            )
 
     # Connections -----------------------------------------------------------------------
-    def _new_connection(self) -> Any:
-        pool = self.client.connection_pool
-        return pool.connection_class(**pool.connection_kwargs)
+    async def _connect(self, index: int) -> _Connection:
+        loop = asyncio.get_running_loop()
+        _transport, conn = await loop.create_connection(
+            lambda: _Connection(loop), self._host, self._port
+        )
+        with contextlib.suppress(OSError):
+            sock = _transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        setup: list[list[Any]] = []
+        if self._password:
+            setup.append(["AUTH", *([self._username] if self._username else []), self._password])
+        if self._db:
+            setup.append(["SELECT", self._db])
+        for command in setup:
+            [reply] = await conn.send(encode_command(command), 1)
+            if isinstance(reply, ResponseError):
+                conn.close()
+                raise RedisConnectionError(f"Redis refused {command[0]}: {reply}")
+        self._conns[index] = conn
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.ensure_future(self._watch())
+        return conn
 
-    async def _acquire(self) -> Any:
-        if self._free:
-            return self._free.pop()
-        if self._count < self._max:
-            self._count += 1
-            return self._new_connection()
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(waiter, self._timeout)
-        except TimeoutError as exc:
-            raise RedisConnectionError("No Redis connection available (pool busy).") from exc
+    async def _connection(self) -> _Connection:
+        index = self._next
+        self._next = (index + 1) % self._size
+        conn = self._conns[index]
+        if conn is not None and not conn.closed:
+            return conn
+        # One connect per slot at a time; concurrent callers wait for it.
+        waiting = self._connecting[index]
+        if waiting is None or waiting.done():
+            waiting = self._connecting[index] = asyncio.ensure_future(self._connect(index))
+        return await asyncio.shield(waiting)
 
-    def _release(self, conn: Any) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
-        self._free.append(conn)
-
-    def _discard(self, conn: Any) -> None:
-        self._count -= 1
-        task = asyncio.ensure_future(conn.disconnect())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-        # A waiter may now create a fresh connection.
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._count += 1
-                waiter.set_result(self._new_connection())
-                return
+    async def _watch(self) -> None:
+        tick = min(1.0, self._timeout / 4)
+        limit = max(1, round(self._timeout / tick))
+        while any(c is not None and not c.closed for c in self._conns):
+            await asyncio.sleep(tick)
+            for conn in self._conns:
+                if conn is None or conn.closed or not conn.pending:
+                    continue
+                conn.oldest_age += 1
+                if conn.oldest_age > limit:
+                    conn.close()  # fails every call on it; callers retry once
 
     async def aclose(self) -> None:
-        conns, self._free = self._free, []
-        self._count -= len(conns)
-        await asyncio.gather(*(c.disconnect() for c in conns), *self._closing,
-                             return_exceptions=True)
+        for conn in self._conns:
+            if conn is not None:
+                conn.close()
+        self._conns = [None] * self._size
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
 
     # Calls -----------------------------------------------------------------------------
     async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
@@ -92,42 +210,25 @@ class ScriptClient:
 
     async def call_many(self, calls: list[Call]) -> list[Any]:
         """Run the scripts in order in one round trip; raise the first error reply."""
-        if self._cluster:
-            return await self._call_many_cluster(calls)
-        for attempt in (1, 2):
-            conn = await self._acquire()
-            try:
-                results = await self._exchange(conn, calls)
-            except _RETRYABLE:
-                self._discard(conn)
-                if attempt == 2:
-                    raise
-                continue
-            except BaseException:
-                # Cancelled mid-exchange: replies may be left unread; never reuse it.
-                self._discard(conn)
-                raise
-            self._release(conn)
-            return await self._finish(calls, results)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _exchange(self, conn: Any, calls: list[Call]) -> list[Any]:
-        if conn.is_connected is False:
-            await conn.connect()
-        packed = conn.pack_commands(
-            [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls])
-        await conn.send_packed_command(packed, check_health=False)
-        results: list[Any] = []
-        for _ in calls:
-            try:
-                results.append(await conn.read_response())
-            except ResponseError as exc:  # an error reply; the next replies are intact
-                results.append(exc)
-        return results
+        if not self._direct:
+            return await self._call_many_redis_py(calls)
+        packed = b"".join(
+            encode_command(["EVALSHA", script.sha, len(keys), *keys, *args])
+            for script, keys, args in calls
+        )
+        try:
+            conn = await self._connection()
+            results = await conn.send(packed, len(calls))
+        except (RedisConnectionError, OSError):
+            conn = await self._connection()  # a fresh one: the old one is closed
+            results = await conn.send(packed, len(calls))
+        return await self._finish(calls, results)
 
     async def _finish(self, calls: list[Call], results: list[Any]) -> list[Any]:
         for i, result in enumerate(results):
-            if isinstance(result, NoScriptError):
+            if isinstance(result, NoScriptError) or (
+                isinstance(result, ResponseError) and str(result).startswith("NOSCRIPT")
+            ):
                 script, keys, args = calls[i]
                 script.sha = await self.client.script_load(script.script)
                 results[i] = await self.client.evalsha(script.sha, len(keys), *keys, *args)
@@ -135,12 +236,7 @@ class ScriptClient:
                 raise result
         return results
 
-    async def _call_many_cluster(self, calls: list[Call]) -> list[Any]:
-        if len(calls) == 1:
-            script, keys, args = calls[0]
-            return [await script(keys=keys, args=args)]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        return await self._finish(calls, results)
+    async def _call_many_redis_py(self, calls: list[Call]) -> list[Any]:
+        # redis-py's cluster pipelines refuse EVALSHA, and calls in different hash slots
+        # go to different nodes anyway: run them one after another, in order.
+        return [await script(keys=keys, args=args) for script, keys, args in calls]

@@ -103,22 +103,17 @@ class SlotEngine:
 
     _META_CACHE_LIMIT = 200_000
 
-    def __init__(self, client: Any, keys: Keys, *, max_connections: int = 64) -> None:
+    def __init__(self, client: Any, keys: Keys, *, calls: ScriptClient | None = None) -> None:
         self.client = client
         self.keys = keys
-        self.calls = ScriptClient(client, max_connections=max_connections)
+        self.calls = calls or ScriptClient(client)
         self._publish = client.register_script(script_source("slot_publish"))
         self._hold = client.register_script(script_source("slot_hold"))
         self._confirm = client.register_script(script_source("slot_confirm"))
         self._release = client.register_script(script_source("slot_release"))
-        self._reserve = client.register_script(script_source("account_hold_reserve"))
-        self._unreserve = client.register_script(script_source("account_hold_release"))
         self._ping = client.register_script(script_source("ping"))
         # Slots never change resource or day once published, so this cache cannot go stale.
         self._meta: dict[str, SlotMeta] = {}
-
-    async def aclose(self) -> None:
-        await self.calls.aclose()
 
     # Publishing and reading ------------------------------------------------------------
     async def publish(self, specs: Sequence[SlotSpec]) -> list[bool]:
@@ -126,13 +121,11 @@ class SlotEngine:
         created: list[bool] = []
         for start in range(0, len(specs), 500):
             chunk = specs[start : start + 500]
-            async with self.client.pipeline(transaction=False) as pipe:
-                for spec in chunk:
-                    key = self.keys.slot(shard_from_id(spec.slot_id), spec.slot_id)
-                    args = [spec.capacity, spec.release_ms, spec.resource_id, spec.day,
-                            spec.retain_until_ms, spec.ends_ms]
-                    await self._publish(keys=[key], args=args, client=pipe)
-                results = await pipe.execute()
+            results = await self.calls.call_many([
+                (self._publish, [self.keys.slot(shard_from_id(spec.slot_id), spec.slot_id)],
+                 [spec.capacity, spec.release_ms, spec.resource_id, spec.day,
+                  spec.retain_until_ms, spec.ends_ms])
+                for spec in chunk])
             created.extend(int(r[0]) == SlotCode.OK for r in results)
         return created
 
@@ -185,52 +178,28 @@ class SlotEngine:
         idempotency_key: str,
         now_ms: int,
         deadline_ms: int,
-        max_live_holds: int,
     ) -> Hold:
-        """Hold one place. Raises a typed ``InventoryError`` when a rule refuses."""
+        """Hold one place: one script call in the slot's shard. Raises a typed
+        ``InventoryError`` when a rule refuses (nothing is changed then)."""
         shard = shard_from_id(slot_id)
         meta = await self.slot_meta(slot_id)
-        account_key = self.keys.account_holds(account_id)
-        # One round trip for both: the account's cap (its own shard) and the hold (the
-        # slot's shard). They cannot be one script on a cluster, so each is idempotent and
-        # the rare disagreement is undone below.
-        reserved, result = await self.calls.call_many([
-            (self._reserve, [account_key], [now_ms, hold_id, deadline_ms, max_live_holds]),
-            (self._hold, [
-                self.keys.slot(shard, slot_id),
-                self.keys.hold(shard, hold_id),
-                self.keys.person_day(shard, meta.resource_id, meta.day),
-                self.keys.hold_deadlines(shard),
-                self.keys.outbox(shard),
-            ], [now_ms, hold_id, account_id, person, deadline_ms, slot_id, idempotency_key]),
-        ])
-        reserve_code = SlotCode(int(reserved[0]))
-        code = SlotCode(int(result[0]))
-        if reserve_code == SlotCode.HOLD_CAP:
-            if code == SlotCode.OK:
-                # Over the cap: give the place straight back. It was held for one round
-                # trip and both events say so; the citizen only ever sees the refusal.
-                await self.release(hold_id=hold_id, slot_id=slot_id, account_id=None,
-                                   now_ms=now_ms, state="cancelled", reason="hold_cap")
-            if code != SlotCode.REPLAY:
-                check(reserve_code)
-        state = "held" if code == SlotCode.OK else (
-            str(result[2]) if code == SlotCode.REPLAY else "refused")
-        if state != "held" and reserve_code == SlotCode.OK:
-            await self.calls.call(self._unreserve, [account_key], [hold_id])
-        check(code)
-        return Hold(hold_id=hold_id, slot_id=slot_id, deadline_ms=int(result[1]), state=state,
+        result = await self.calls.call(self._hold, [
+            self.keys.slot(shard, slot_id),
+            self.keys.hold(shard, hold_id),
+            self.keys.person_day(shard, meta.resource_id, meta.day),
+            self.keys.hold_deadlines(shard),
+            self.keys.outbox(shard),
+        ], [now_ms, hold_id, account_id, person, deadline_ms, slot_id, idempotency_key])
+        code = check(int(result[0]))
+        return Hold(hold_id=hold_id, slot_id=slot_id, deadline_ms=int(result[1]),
+                    state="held" if code == SlotCode.OK else str(result[2]),
                     replay=code == SlotCode.REPLAY)
 
     async def confirm(self, *, hold_id: str, account_id: str, now_ms: int) -> ConfirmedHold:
         shard = shard_from_id(hold_id)
-        # The account's cap is released in the same round trip (idempotent, harmless if
-        # the confirm is refused: a refused confirm means the hold is not live anyway).
-        result, _ = await self.calls.call_many([
-            (self._confirm, [self.keys.hold(shard, hold_id), self.keys.hold_deadlines(shard),
-                             self.keys.outbox(shard)], [now_ms, hold_id, account_id]),
-            (self._unreserve, [self.keys.account_holds(account_id)], [hold_id]),
-        ])
+        result = await self.calls.call(
+            self._confirm, [self.keys.hold(shard, hold_id), self.keys.hold_deadlines(shard),
+                            self.keys.outbox(shard)], [now_ms, hold_id, account_id])
         code = check(int(result[0]))
         return ConfirmedHold(hold_id=hold_id, slot_id=str(result[1]), person=str(result[2]),
                              held_ms=int(result[3]), deadline_ms=int(result[4]),
@@ -248,16 +217,13 @@ class SlotEngine:
         """
         shard = shard_from_id(hold_id)
         meta = await self.slot_meta(slot_id)
-        calls = [(self._release, [
+        result = await self.calls.call(self._release, [
             self.keys.hold(shard, hold_id),
             self.keys.slot(shard, slot_id),
             self.keys.person_day(shard, meta.resource_id, meta.day),
             self.keys.hold_deadlines(shard),
             self.keys.outbox(shard),
-        ], [now_ms, hold_id, account_id or "", state, reason])]
-        if account_id is not None:
-            calls.append((self._unreserve, [self.keys.account_holds(account_id)], [hold_id]))
-        result = (await self.calls.call_many(calls))[0]
+        ], [now_ms, hold_id, account_id or "", state, reason])
         code = check(int(result[0]))
         return Released(hold_id=hold_id, slot_id=str(result[2]), state=str(result[1]),
                         replay=code == SlotCode.REPLAY)

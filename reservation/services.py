@@ -14,7 +14,9 @@ from typing import Any
 import redis.asyncio as redis_asyncio
 from redis.asyncio.cluster import RedisCluster
 
+from inventory.account_gate import AccountGate
 from inventory.keys import Keys
+from inventory.script_client import ScriptClient
 from inventory.slot_engine import SlotEngine
 from reservation.auth import Authenticator, TokenSigner
 from reservation.domain.clock import Clock, system_clock
@@ -30,6 +32,7 @@ class Services:
     redis: Any
     keys: Keys
     slots: SlotEngine
+    gate: AccountGate
     auth: Authenticator
     metrics: Metrics
     clock: Clock
@@ -66,7 +69,9 @@ async def open_services(
     pool = await create_pool(settings.database_url, max_size=pg_pool_size)
     client = redis_client(settings)
     keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
-    slots = SlotEngine(client, keys, max_connections=settings.redis_pool_size)
+    # One pipelining script client per process, shared by the engine and the gate.
+    calls = ScriptClient(client)
+    slots = SlotEngine(client, keys, calls=calls)
     try:
         secret = settings.secret_key.encode()
         yield Services(
@@ -75,6 +80,7 @@ async def open_services(
             redis=client,
             keys=keys,
             slots=slots,
+            gate=AccountGate(client, keys, calls),
             auth=Authenticator(TokenSigner(secret, settings.token_ttl_seconds), pool,
                                settings.operator_key),
             metrics=metrics or Metrics(),
@@ -83,7 +89,10 @@ async def open_services(
             secret_key=secret,
         )
     finally:
-        await slots.aclose()
-        # The pool was passed in explicitly, so the client does not own it by default.
-        await client.aclose(close_connection_pool=True)
+        await calls.aclose()
+        if settings.redis_cluster:
+            await client.aclose()
+        else:
+            # The pool was passed in explicitly, so the client does not own it by default.
+            await client.aclose(close_connection_pool=True)
         await pool.close()

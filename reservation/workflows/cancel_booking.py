@@ -18,5 +18,6 @@ async def cancel_booking(services: Services, *, account_id: str, hold_id: str) -
     except InventoryError as exc:
         services.metrics.cancels.labels("slot", exc.code).inc()
         raise
+    await services.gate.release(account_id=account_id, hold_id=hold_id)
     services.metrics.cancels.labels("slot", "replay" if released.replay else "cancelled").inc()
     return released

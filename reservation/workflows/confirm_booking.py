@@ -25,6 +25,8 @@ async def confirm_booking(services: Services, *, account_id: str, hold_id: str) 
     except InventoryError as exc:
         services.metrics.confirms.labels("slot", exc.code).inc()
         raise
+    # A paid hold no longer counts against the account's cap of unpaid holds.
+    await services.gate.release(account_id=account_id, hold_id=hold_id)
     row = BookingRow(
         id=hold_id, slot_id=confirmed.slot_id, account_id=account_id,
         person_hmac=confirmed.person, state="confirmed",

@@ -12,11 +12,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from inventory.account_gate import AccountGate
 from inventory.errors import InventoryError
 from inventory.keys import Keys
+from inventory.script_client import ScriptClient
 from inventory.slot_codes import SlotCode, code_of
 from inventory.slot_engine import SlotEngine, SlotSpec, hold_id_for
 from inventory.slot_model import SlotModel
+from reservation.workflows.hold_slot import hold_within_cap
 
 SLOTS = [("s1-00000000000000a1", "res-a", 2), ("s1-00000000000000a2", "res-a", 1),
          ("s7-00000000000000b1", "res-b", 3)]
@@ -34,7 +37,9 @@ class SlotMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
         self.keys = Keys(prefix=f"sm{secrets.token_hex(4)}", shard_count=16)
-        self.engine = SlotEngine(self.client, self.keys, max_connections=4)
+        self.calls = ScriptClient(self.client, connections=2)
+        self.engine = SlotEngine(self.client, self.keys, calls=self.calls)
+        self.gate = AccountGate(self.client, self.keys, self.calls)
         self.model = SlotModel()
         self.now = START_MS
         self.hold_ids: list[tuple[str, str]] = []  # (hold id, account)
@@ -54,7 +59,7 @@ class SlotMachine(RuleBasedStateMachine):
         async def close() -> None:
             async for key in self.client.scan_iter(match=f"{self.keys.prefix}:*", count=500):
                 await self.client.unlink(key)
-            await self.engine.aclose()
+            await self.calls.aclose()
             await self.client.aclose()
 
         self.run(close())
@@ -76,10 +81,10 @@ class SlotMachine(RuleBasedStateMachine):
                                    person=person, now_ms=self.now,
                                    deadline_ms=self.now + HOLD_MS, max_live_holds=MAX_HOLDS)
         try:
-            result = self.run(self.engine.hold(
-                slot_id=slot_id, hold_id=hold_id, account_id=account, person=person,
-                idempotency_key=str(key), now_ms=self.now, deadline_ms=self.now + HOLD_MS,
-                max_live_holds=MAX_HOLDS))
+            result = self.run(hold_within_cap(
+                self.engine, self.gate, slot_id=slot_id, hold_id=hold_id, account_id=account,
+                person=person, idempotency_key=str(key), now_ms=self.now,
+                deadline_ms=self.now + HOLD_MS, cap=MAX_HOLDS))
             got = self._code(None, result.replay)
         except InventoryError as exc:
             got = self._code(exc, False)
@@ -98,6 +103,7 @@ class SlotMachine(RuleBasedStateMachine):
             result = self.run(self.engine.confirm(hold_id=hold_id, account_id=caller,
                                                   now_ms=self.now))
             got = self._code(None, result.replay)
+            self.run(self.gate.release(account_id=caller, hold_id=hold_id))
         except InventoryError as exc:
             got = self._code(exc, False)
         assert got == expected
@@ -115,6 +121,7 @@ class SlotMachine(RuleBasedStateMachine):
                 hold_id=hold_id, slot_id=slot_id, account_id=account, now_ms=self.now,
                 state="cancelled", reason="test"))
             got = self._code(None, result.replay)
+            self.run(self.gate.release(account_id=account, hold_id=hold_id))
         except InventoryError as exc:
             got = self._code(exc, False)
         assert got == expected
