@@ -63,6 +63,8 @@ class HoldCapReached(InventoryError):
     code = "hold_cap"
     http_status = 429
     default_message = "Too many unpaid holds on this account; confirm or cancel one first."
+    # The cap frees on a confirm, a cancel or a deadline, not within a second.
+    retry_after_s = 60
 
 
 class NotOwner(InventoryError):

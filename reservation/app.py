@@ -32,9 +32,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock,
                metrics: Metrics | None = None) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        # Order matters: errors outermost (it renders everything below), then metrics
-        # (which sees the real status), then load shedding.
-        middlewares=[errors_middleware, metrics_middleware(),
+        # Order matters: metrics outermost (so it counts every response, errors and 503s
+        # included), then errors (which renders everything below as JSON), then shedding.
+        middlewares=[metrics_middleware(), errors_middleware,
                      concurrency_limit_middleware(MAX_IN_FLIGHT)],
     )
     routes = all_routes()

@@ -1,7 +1,7 @@
 """Prometheus metrics on a private registry (no globals: one ``Metrics`` per app/worker).
 
 When several worker processes serve one port, ``prometheus_client``'s multiprocess mode
-aggregates their samples (the supervisor sets it up; see reservation.runtime.supervisor).
+aggregates their samples (``fairseat serve`` sets it up; see reservation.runtime.serve).
 """
 
 from __future__ import annotations

@@ -72,7 +72,6 @@ class Settings:
     shard_count: int = 256
     slot_hold_seconds: int = 600
     max_live_holds_per_account: int = 3
-    idempotency_ttl_seconds: int = 86_400
 
     # Workers.
     run_background_workers: bool = True
@@ -114,8 +113,6 @@ class Settings:
                                    defaults.slot_hold_seconds, minimum=1),
             max_live_holds_per_account=_int(env, "FAIRSEAT_MAX_LIVE_HOLDS",
                                             defaults.max_live_holds_per_account, minimum=1),
-            idempotency_ttl_seconds=_int(env, "FAIRSEAT_IDEMPOTENCY_TTL_SECONDS",
-                                         defaults.idempotency_ttl_seconds, minimum=60),
             run_background_workers=_bool(env, "FAIRSEAT_BACKGROUND_WORKERS",
                                          defaults.run_background_workers),
             persister_batch_size=_int(env, "FAIRSEAT_PERSISTER_BATCH",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from reservation.api import schemas
 from reservation.api.routing import Call, Route, json_response
-from reservation.api.serialize import booking_from_live, booking_from_row, slot_from_row
+from reservation.api.serialize import booking_from_row, iso, slot_from_row
 from reservation.auth import Role
 from reservation.domain.clock import from_ms
 from reservation.domain.identity import mask_phone
-from reservation.errors import NotFound, NotFoundInInventory
+from reservation.errors import NotFound, NotFoundInInventory, ValidationFailed
 from reservation.store import accounts as account_store
 from reservation.store import bookings as booking_store
 from reservation.store import catalog
@@ -20,6 +22,7 @@ from reservation.workflows.confirm_booking import confirm_booking
 from reservation.workflows.hold_slot import PersonCache, hold_slot
 
 CITIZEN = (Role.CITIZEN,)
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PEOPLE = web.AppKey("people", PersonCache)
 
 
@@ -68,6 +71,10 @@ async def list_providers(call: Call) -> web.Response:
 async def hold(call: Call) -> web.Response:
     body: schemas.HoldSlot = call.body
     key = call.request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationFailed(errors=[{
+            "field": "header.Idempotency-Key",
+            "message": "1 to 128 characters from A-Z a-z 0-9 and . _ : -"}])
     result = await hold_slot(call.services, call.request.app[PEOPLE],
                              account_id=call.citizen_id, slot_id=body.slot_id,
                              idempotency_key=key)
@@ -76,8 +83,8 @@ async def hold(call: Call) -> web.Response:
     return json_response(payload, status=200 if result.replay else 201)
 
 
-def booking_deadline(ms: int) -> str:
-    return from_ms(ms).isoformat()
+def booking_deadline(ms: int) -> str | None:
+    return iso(from_ms(ms))
 
 
 async def confirm(call: Call) -> web.Response:
@@ -96,20 +103,22 @@ async def cancel(call: Call) -> web.Response:
 
 
 async def get_booking(call: Call) -> web.Response:
+    """The booking as recorded, with its state from the live inventory (which may be a
+    few milliseconds ahead of the persister)."""
     account_id = call.citizen_id
     booking_id = call.path("booking_id")
     try:
         live = await call.services.slots.read_hold(booking_id)
     except NotFoundInInventory:  # a malformed id is simply unknown
         raise NotFound("No such booking.") from None
-    if live is not None:
-        if live.account_id != account_id:
-            raise NotFound("No such booking.")
-        return json_response(booking_from_live(live))
     async with call.services.pool.acquire() as conn:
         row = await booking_store.get_booking(conn, booking_id)
+        if row is None and live is not None:
+            row = await booking_store.booking_from_live_parts(conn, live)
     if row is None or row["account_id"] != account_id:
         raise NotFound("No such booking.")
+    if live is not None:
+        row = {**row, "state": live.state}
     return json_response(booking_from_row(row))
 
 

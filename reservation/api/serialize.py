@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from inventory.slot_engine import HoldView
-from reservation.domain.clock import from_ms
+from reservation.domain.clock import CHINA
 
 
 def iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """ISO 8601 in China Standard Time (+08:00), the time citizens and providers live in."""
+    return value.astimezone(CHINA).isoformat() if value is not None else None
 
 
 def booking_from_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -27,16 +27,6 @@ def booking_from_row(row: dict[str, Any]) -> dict[str, Any]:
         "resource_name": row.get("resource_name"),
         "starts_at": iso(row.get("starts_at")),
         "ends_at": iso(row.get("ends_at")),
-    }
-
-
-def booking_from_live(view: HoldView) -> dict[str, Any]:
-    return {
-        "id": view.hold_id,
-        "slot_id": view.slot_id,
-        "state": view.state,
-        "held_at": from_ms(view.held_ms).isoformat(),
-        "deadline": from_ms(view.deadline_ms).isoformat(),
     }
 
 

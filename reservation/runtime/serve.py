@@ -51,17 +51,22 @@ def dev_secrets(settings: Settings) -> Settings:
         return settings
     path = settings.data_dir / "secrets.json"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        stored = json.loads(path.read_text())
-    else:
-        stored = {
+    if not path.exists():
+        fresh = {
             "secret_key": secrets.token_urlsafe(32),
             "id_hmac_key": secrets.token_urlsafe(32),
             "operator_key": "op_" + secrets.token_urlsafe(24),
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole, then linked into place: a process starting at the same moment
+        # sees either no file or a complete one, and the first link wins.
+        tmp = path.with_name(f".secrets.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(stored, f)
+            json.dump(fresh, f)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        tmp.unlink()
+    stored = json.loads(path.read_text())
     return settings.replace(
         secret_key=settings.secret_key or stored["secret_key"],
         id_hmac_key=settings.id_hmac_key or stored["id_hmac_key"],
@@ -80,9 +85,18 @@ def backends(settings: Settings, *, fsync: bool = True) -> Iterator[Settings]:
     if settings.database_url and settings.redis_url:
         yield settings
         return
+    runtime_file = settings.data_dir / "runtime.json"
+    running = _running_embedded(runtime_file)
+    if running is not None:
+        # ``fairseat serve`` already runs on this folder: share its servers (starting a
+        # second Postgres on the same data would fail).
+        yield settings.replace(
+            database_url=settings.database_url or running["database_url"],
+            redis_url=settings.redis_url or running["redis_url"],
+        )
+        return
     from reservation.runtime.embedded import EmbeddedServers
 
-    runtime_file = settings.data_dir / "runtime.json"
     with EmbeddedServers(settings.data_dir.resolve(), fsync=fsync) as servers:
         ready = settings.replace(
             database_url=settings.database_url or servers.database_url,
@@ -96,6 +110,16 @@ def backends(settings: Settings, *, fsync: bool = True) -> Iterator[Settings]:
             yield ready
         finally:
             runtime_file.unlink(missing_ok=True)
+
+
+def _running_embedded(runtime_file: Path) -> dict[str, Any] | None:
+    """The URLs of embedded servers a live supervisor started on this data folder."""
+    try:
+        info: dict[str, Any] = json.loads(runtime_file.read_text())
+        os.kill(int(info["supervisor_pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return info
 
 
 async def prepare(settings: Settings) -> dict[str, str] | None:
@@ -170,7 +194,9 @@ async def run_background(
         if "persister" in which:
             persister = Persister(
                 services,
-                consumer=f"persister-{index}-{os.getpid()}",
+                # Stable: a restarted persister finds its own pending entries at once
+                # instead of waiting for XAUTOCLAIM to call them abandoned.
+                consumer=f"persister-{index}-of-{total}",
                 shards=shards,
                 batch_size=settings.persister_batch_size,
                 dead_letter_after=settings.persister_dead_letter_after,
@@ -242,6 +268,8 @@ def serve(settings: Settings, *, out: Callable[[str], None] = print) -> int:
     if embedded:
         out(f"Starting embedded Postgres and Redis-compatible servers in {settings.data_dir}/")
     with backends(settings) as ready:
+        if embedded:
+            out(f"  Postgres: {ready.database_url}\n  Redis:    {ready.redis_url}")
         creds = asyncio.run(prepare(ready))
         ctx = multiprocessing.get_context("fork")
         children = [

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reservation.domain.bookings import BookingRow, EventRow
+from reservation.domain.clock import from_ms
 
 # The WHERE clause keeps states moving forward only (see domain.bookings).
 UPSERT_BOOKING = """
@@ -82,3 +83,19 @@ async def list_for_slot_day(conn: Any, provider_id: str, day: Any) -> list[dict[
         provider_id, day,
     )
     return [dict(r) for r in rows]
+
+
+async def booking_from_live_parts(conn: Any, live: Any) -> dict[str, Any] | None:
+    """A booking not yet written by the persister: its live hold plus its slot's row."""
+    slot = await conn.fetchrow(
+        """SELECT s.provider_id, s.resource_id, s.starts_at, s.ends_at, s.day,
+                  r.name AS resource_name
+           FROM slots s JOIN resources r ON r.id = s.resource_id WHERE s.id = $1""",
+        live.slot_id,
+    )
+    if slot is None:
+        return None
+    return {**dict(slot), "id": live.hold_id, "slot_id": live.slot_id,
+            "account_id": live.account_id, "state": live.state,
+            "held_at": from_ms(live.held_ms), "deadline": from_ms(live.deadline_ms),
+            "confirmed_at": None, "ended_at": None}

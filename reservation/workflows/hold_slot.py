@@ -71,7 +71,8 @@ async def hold_within_cap(engine: SlotEngine, gate: AccountGate, *, slot_id: str
         if counted:
             await gate.release(account_id=account_id, hold_id=hold_id)
         raise
-    if counted and hold.state != "held":
+    # A replay whose first count is gone (paid, cancelled, expired) must not count again.
+    if counted and (hold.replay or hold.state != "held"):
         await gate.release(account_id=account_id, hold_id=hold_id)
     return hold
 

@@ -171,3 +171,14 @@ async def test_republishing_the_same_batch_is_idempotent(api: Api) -> None:
     second = await api.publish("hosp-a", slots)
     assert [s["id"] for s in first] == [s["id"] for s in second]
     assert [s["created"] for s in second] == [False, False]
+
+
+async def test_bad_idempotency_key(api: Api) -> None:
+    [slot] = await api.publish("hosp-a", [api.slot()])
+    citizen = await register(api.client)
+    for key in ("x" * 129, "has space", "中文"):
+        resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]},
+                                     headers={**citizen["headers"], "Idempotency-Key": key})
+        assert resp.status == 422, key
+        assert (await resp.json())["fields"]["errors"][0]["field"] == "header.Idempotency-Key"
+    assert (await api.services.slots.available([slot["id"]]))[slot["id"]] == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reservation.workers.persister import Persister
 from tests.api_fixture import Api
 from tests.helpers import register
 
@@ -141,3 +142,42 @@ async def test_sold_out_and_not_released(api: Api) -> None:
     api.clock.advance(3601)
     assert (await api.client.post("/v1/bookings", json={"slot_id": soon["id"]},
                                   headers=b["headers"])).status == 201
+
+
+async def test_retry_of_a_paid_hold_at_the_cap_is_a_replay(api: Api) -> None:
+    cap = api.services.settings.max_live_holds_per_account
+    resources = [{"code": f"dr-{i}", "name": f"Dr {i}"} for i in range(cap + 1)]
+    slots = await api.publish("hosp-a", [api.slot(code=f"dr-{i}") for i in range(cap + 1)],
+                              resources=resources)
+    citizen = await register(api.client)
+    first = {**citizen["headers"], "Idempotency-Key": "paid"}
+    paid = await (await api.client.post("/v1/bookings", json={"slot_id": slots[0]["id"]},
+                                        headers=first)).json()
+    assert (await api.client.post(f"/v1/bookings/{paid['id']}/confirm",
+                                  headers=citizen["headers"])).status == 200
+    for s in slots[1:]:  # fill the cap with unpaid holds
+        assert (await api.client.post("/v1/bookings", json={"slot_id": s["id"]},
+                                      headers=citizen["headers"])).status == 201
+    again = await api.client.post("/v1/bookings", json={"slot_id": slots[0]["id"]},
+                                  headers=first)
+    assert again.status == 200
+    body = await again.json()
+    assert (body["id"], body["state"], body["replay"]) == (paid["id"], "confirmed", True)
+
+
+async def test_booking_reads_the_same_before_and_after_the_persister(api: Api) -> None:
+    [slot] = await api.publish("hosp-a", [api.slot()])
+    citizen = await register(api.client)
+    hold = await (await api.client.post("/v1/bookings", json={"slot_id": slot["id"]},
+                                        headers=citizen["headers"])).json()
+    before = await (await api.client.get(f"/v1/bookings/{hold['id']}",
+                                         headers=citizen["headers"])).json()
+    persister = Persister(api.services, consumer="t", shards=list(range(
+        api.services.settings.shard_count)))
+    assert (await persister.run_once()).written == 1
+    after = await (await api.client.get(f"/v1/bookings/{hold['id']}",
+                                        headers=citizen["headers"])).json()
+    assert before == after
+    assert before["state"] == "held"
+    assert before["resource_name"] == "Dr Li"
+    assert before["deadline"].endswith("+08:00")

@@ -67,3 +67,13 @@ async def test_openapi_describes_every_route(api: Api) -> None:
     described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert registered == described
     assert "RegisterCitizen" in doc["components"]["schemas"]
+
+
+async def test_error_responses_are_counted(api: Api) -> None:
+    await api.client.post("/v1/citizens", json={"name": 1})
+    await api.client.get("/v1/bookings")
+    text = await (await api.client.get("/metrics")).text()
+    assert re.search(r'fairseat_http_requests_total\{method="POST",route="/v1/citizens",'
+                     r'status="422"\} 1\.0', text)
+    assert re.search(r'fairseat_http_requests_total\{method="GET",route="/v1/bookings",'
+                     r'status="401"\} 1\.0', text)
