@@ -25,12 +25,16 @@ class AccountGate:
         self._reserve = client.register_script(script_source("account_hold_reserve"))
         self._release = client.register_script(script_source("account_hold_release"))
 
-    async def reserve(self, *, account_id: str, hold_id: str, now_ms: int, deadline_ms: int,
-                      cap: int) -> bool:
+    async def reserve(
+        self, *, account_id: str, hold_id: str, now_ms: int, deadline_ms: int, cap: int
+    ) -> bool:
         """Count the hold against the cap (raises ``HoldCapReached``); True if it is newly
         counted, False if it already was (a retry)."""
-        result = await self.calls.call(self._reserve, [self.keys.account_holds(account_id)],
-                                       [now_ms, hold_id, deadline_ms, cap])
+        result = await self.calls.call(
+            self._reserve,
+            [self.keys.account_holds(account_id)],
+            [now_ms, hold_id, deadline_ms, cap],
+        )
         return check(int(result[0])) == 0
 
     async def release(self, *, account_id: str, hold_id: str) -> None:

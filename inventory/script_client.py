@@ -120,8 +120,14 @@ class _Connection(asyncio.Protocol):
 class ScriptClient:
     """One per process (per event loop)."""
 
-    def __init__(self, client: Any, *, connections: int = 4, call_timeout: float = 5.0,
-                 pipelining: bool = True) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        connections: int = 4,
+        call_timeout: float = 5.0,
+        pipelining: bool = True,
+    ) -> None:
         self.client = client
         # ``pipelining=False`` keeps every call on redis-py's own path (benchmarks compare).
         self._direct = pipelining and hasattr(client, "connection_pool")

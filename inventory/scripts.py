@@ -46,6 +46,6 @@ class Registered:
 
 
 def register_all(client: Any) -> Registered:
-    return Registered({name: client.register_script(script_source(name))
-                       for name in available_scripts()})
-
+    return Registered(
+        {name: client.register_script(script_source(name)) for name in available_scripts()}
+    )

@@ -121,11 +121,23 @@ class SlotEngine:
         created: list[bool] = []
         for start in range(0, len(specs), 500):
             chunk = specs[start : start + 500]
-            results = await self.calls.call_many([
-                (self._publish, [self.keys.slot(shard_from_id(spec.slot_id), spec.slot_id)],
-                 [spec.capacity, spec.release_ms, spec.resource_id, spec.day,
-                  spec.retain_until_ms, spec.ends_ms])
-                for spec in chunk])
+            results = await self.calls.call_many(
+                [
+                    (
+                        self._publish,
+                        [self.keys.slot(shard_from_id(spec.slot_id), spec.slot_id)],
+                        [
+                            spec.capacity,
+                            spec.release_ms,
+                            spec.resource_id,
+                            spec.day,
+                            spec.retain_until_ms,
+                            spec.ends_ms,
+                        ],
+                    )
+                    for spec in chunk
+                ]
+            )
             created.extend(int(r[0]) == SlotCode.OK for r in results)
         return created
 
@@ -137,8 +149,10 @@ class SlotEngine:
             for slot_id in slot_ids:
                 pipe.hget(self.keys.slot(shard_from_id(slot_id), slot_id), "available")
             values = await pipe.execute()
-        return {sid: (int(v) if v is not None else None) for sid, v in zip(slot_ids, values,
-                                                                          strict=True)}
+        return {
+            sid: (int(v) if v is not None else None)
+            for sid, v in zip(slot_ids, values, strict=True)
+        }
 
     async def slot_meta(self, slot_id: str) -> SlotMeta:
         meta = self._meta.get(slot_id)
@@ -158,9 +172,16 @@ class SlotEngine:
         h = await self.client.hgetall(key)
         if not h:
             return None
-        return HoldView(hold_id=hold_id, slot_id=h["slot"], account_id=h["account"],
-                        person=h["person"], state=h["state"], held_ms=int(h["held"]),
-                        deadline_ms=int(h["deadline"]), idempotency_key=h.get("idem", ""))
+        return HoldView(
+            hold_id=hold_id,
+            slot_id=h["slot"],
+            account_id=h["account"],
+            person=h["person"],
+            state=h["state"],
+            held_ms=int(h["held"]),
+            deadline_ms=int(h["deadline"]),
+            idempotency_key=h.get("idem", ""),
+        )
 
     async def ping(self) -> None:
         """Runs a script: proves Redis is up *and* scripting works (used by /readyz)."""
@@ -183,31 +204,57 @@ class SlotEngine:
         ``InventoryError`` when a rule refuses (nothing is changed then)."""
         shard = shard_from_id(slot_id)
         meta = await self.slot_meta(slot_id)
-        result = await self.calls.call(self._hold, [
-            self.keys.slot(shard, slot_id),
-            self.keys.hold(shard, hold_id),
-            self.keys.person_day(shard, meta.resource_id, meta.day),
-            self.keys.hold_deadlines(shard),
-            self.keys.outbox(shard),
-        ], [now_ms, hold_id, account_id, person, deadline_ms, slot_id, idempotency_key])
+        result = await self.calls.call(
+            self._hold,
+            [
+                self.keys.slot(shard, slot_id),
+                self.keys.hold(shard, hold_id),
+                self.keys.person_day(shard, meta.resource_id, meta.day),
+                self.keys.hold_deadlines(shard),
+                self.keys.outbox(shard),
+            ],
+            [now_ms, hold_id, account_id, person, deadline_ms, slot_id, idempotency_key],
+        )
         code = check(int(result[0]))
-        return Hold(hold_id=hold_id, slot_id=slot_id, deadline_ms=int(result[1]),
-                    state="held" if code == SlotCode.OK else str(result[2]),
-                    replay=code == SlotCode.REPLAY)
+        return Hold(
+            hold_id=hold_id,
+            slot_id=slot_id,
+            deadline_ms=int(result[1]),
+            state="held" if code == SlotCode.OK else str(result[2]),
+            replay=code == SlotCode.REPLAY,
+        )
 
     async def confirm(self, *, hold_id: str, account_id: str, now_ms: int) -> ConfirmedHold:
         shard = shard_from_id(hold_id)
         result = await self.calls.call(
-            self._confirm, [self.keys.hold(shard, hold_id), self.keys.hold_deadlines(shard),
-                            self.keys.outbox(shard)], [now_ms, hold_id, account_id])
+            self._confirm,
+            [
+                self.keys.hold(shard, hold_id),
+                self.keys.hold_deadlines(shard),
+                self.keys.outbox(shard),
+            ],
+            [now_ms, hold_id, account_id],
+        )
         code = check(int(result[0]))
-        return ConfirmedHold(hold_id=hold_id, slot_id=str(result[1]), person=str(result[2]),
-                             held_ms=int(result[3]), deadline_ms=int(result[4]),
-                             confirmed_ms=int(result[5]), idempotency_key=str(result[6]),
-                             replay=code == SlotCode.REPLAY)
+        return ConfirmedHold(
+            hold_id=hold_id,
+            slot_id=str(result[1]),
+            person=str(result[2]),
+            held_ms=int(result[3]),
+            deadline_ms=int(result[4]),
+            confirmed_ms=int(result[5]),
+            idempotency_key=str(result[6]),
+            replay=code == SlotCode.REPLAY,
+        )
 
     async def release(
-        self, *, hold_id: str, slot_id: str, account_id: str | None, now_ms: int, state: str,
+        self,
+        *,
+        hold_id: str,
+        slot_id: str,
+        account_id: str | None,
+        now_ms: int,
+        state: str,
         reason: str,
     ) -> Released:
         """Cancel (``state='cancelled'``) or expire (``'expired'``) a hold or sale.
@@ -217,35 +264,53 @@ class SlotEngine:
         """
         shard = shard_from_id(hold_id)
         meta = await self.slot_meta(slot_id)
-        result = await self.calls.call(self._release, [
-            self.keys.hold(shard, hold_id),
-            self.keys.slot(shard, slot_id),
-            self.keys.person_day(shard, meta.resource_id, meta.day),
-            self.keys.hold_deadlines(shard),
-            self.keys.outbox(shard),
-        ], [now_ms, hold_id, account_id or "", state, reason])
+        result = await self.calls.call(
+            self._release,
+            [
+                self.keys.hold(shard, hold_id),
+                self.keys.slot(shard, slot_id),
+                self.keys.person_day(shard, meta.resource_id, meta.day),
+                self.keys.hold_deadlines(shard),
+                self.keys.outbox(shard),
+            ],
+            [now_ms, hold_id, account_id or "", state, reason],
+        )
         code = check(int(result[0]))
-        return Released(hold_id=hold_id, slot_id=str(result[2]), state=str(result[1]),
-                        replay=code == SlotCode.REPLAY)
+        return Released(
+            hold_id=hold_id,
+            slot_id=str(result[2]),
+            state=str(result[1]),
+            replay=code == SlotCode.REPLAY,
+        )
 
     # Expiry ---------------------------------------------------------------------------
     async def due_holds(self, shard: int, now_ms: int, limit: int) -> list[str]:
         ids: list[str] = await self.client.zrangebyscore(
-            self.keys.hold_deadlines(shard), "-inf", now_ms, start=0, num=limit)
+            self.keys.hold_deadlines(shard), "-inf", now_ms, start=0, num=limit
+        )
         return ids
 
     async def expire_due(self, shard: int, now_ms: int, limit: int = 200) -> int:
         """Expire the shard's holds whose deadline has passed; returns how many."""
         expired = 0
         for hold_id in await self.due_holds(shard, now_ms, limit):
-            slot_id = await self.client.hget(self.keys.hold(shard, hold_id), "slot")
+            hold_key = self.keys.hold(shard, hold_id)
+            slot_id, kind = await self.client.hmget(hold_key, ["slot", "kind"])
             if slot_id is None:
-                # The hold key is gone (retention ended): nothing to return.
-                await self.client.zrem(self.keys.hold_deadlines(shard), hold_id)
+                # Seat holds share the shard's deadline index; they are not ours to touch.
+                # Only an entry whose hold is gone entirely (retention ended) is dropped.
+                if kind is None and not await self.client.exists(hold_key):
+                    await self.client.zrem(self.keys.hold_deadlines(shard), hold_id)
                 continue
             try:
-                released = await self.release(hold_id=hold_id, slot_id=slot_id, account_id=None,
-                                              now_ms=now_ms, state="expired", reason="deadline")
+                released = await self.release(
+                    hold_id=hold_id,
+                    slot_id=slot_id,
+                    account_id=None,
+                    now_ms=now_ms,
+                    state="expired",
+                    reason="deadline",
+                )
             except (errors.HoldNotLive, errors.NotFoundInInventory):
                 continue
             expired += 0 if released.replay else 1

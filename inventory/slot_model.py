@@ -39,12 +39,19 @@ class SlotModel:
     # account -> hold id -> deadline: the cap on live unpaid holds.
     account_holds: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def publish(self, slot_id: str, *, capacity: int, release_ms: int, ends_ms: int,
-                resource_id: str, day: str) -> bool:
+    def publish(
+        self,
+        slot_id: str,
+        *,
+        capacity: int,
+        release_ms: int,
+        ends_ms: int,
+        resource_id: str,
+        day: str,
+    ) -> bool:
         if slot_id in self.slots:
             return False
-        self.slots[slot_id] = ModelSlot(capacity, capacity, release_ms, ends_ms, resource_id,
-                                        day)
+        self.slots[slot_id] = ModelSlot(capacity, capacity, release_ms, ends_ms, resource_id, day)
         return True
 
     def _live_account_holds(self, account_id: str, now_ms: int) -> dict[str, int]:
@@ -53,8 +60,17 @@ class SlotModel:
             del held[hold_id]
         return held
 
-    def hold(self, *, slot_id: str, hold_id: str, account_id: str, person: str, now_ms: int,
-             deadline_ms: int, max_live_holds: int) -> SlotCode:
+    def hold(
+        self,
+        *,
+        slot_id: str,
+        hold_id: str,
+        account_id: str,
+        person: str,
+        now_ms: int,
+        deadline_ms: int,
+        max_live_holds: int,
+    ) -> SlotCode:
         """Returns OK, REPLAY or the refusal code the engine raises as an error."""
         previous = self.holds.get(hold_id)
         if previous is not None:
@@ -98,8 +114,7 @@ class SlotModel:
         hold.state = "confirmed"
         return SlotCode.OK
 
-    def release(self, *, hold_id: str, account_id: str | None, now_ms: int,
-                state: str) -> SlotCode:
+    def release(self, *, hold_id: str, account_id: str | None, now_ms: int, state: str) -> SlotCode:
         hold = self.holds.get(hold_id)
         if hold is None:
             return SlotCode.NOT_FOUND
@@ -123,5 +138,6 @@ class SlotModel:
         return SlotCode.OK
 
     def due(self, now_ms: int) -> list[str]:
-        return sorted(h for h, v in self.holds.items()
-                      if v.state == "held" and v.deadline_ms <= now_ms)
+        return sorted(
+            h for h, v in self.holds.items() if v.state == "held" and v.deadline_ms <= now_ms
+        )

@@ -28,14 +28,18 @@ def all_routes() -> list[Route]:
     return [*system.ROUTES, *citizen.ROUTES, *provider.ROUTES]
 
 
-def create_app(settings: Settings, *, clock: Clock = system_clock,
-               metrics: Metrics | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, clock: Clock = system_clock, metrics: Metrics | None = None
+) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         # Order matters: metrics outermost (so it counts every response, errors and 503s
         # included), then errors (which renders everything below as JSON), then shedding.
-        middlewares=[metrics_middleware(), errors_middleware,
-                     concurrency_limit_middleware(MAX_IN_FLIGHT)],
+        middlewares=[
+            metrics_middleware(),
+            errors_middleware,
+            concurrency_limit_middleware(MAX_IN_FLIGHT),
+        ],
     )
     routes = all_routes()
     register(app, routes)

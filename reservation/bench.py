@@ -66,15 +66,19 @@ def bench_backends(settings: Settings) -> Iterator[Settings]:
     from reservation.runtime.serve import backends
 
     with throwaway_dir("fairseat-bench-") as tmp:
-        base = settings.replace(data_dir=tmp, key_prefix=f"bench{secrets.token_hex(3)}",
-                                secret_key=settings.secret_key or "bench",
-                                id_hmac_key=settings.id_hmac_key or "bench")
+        base = settings.replace(
+            data_dir=tmp,
+            key_prefix=f"bench{secrets.token_hex(3)}",
+            secret_key=settings.secret_key or "bench",
+            id_hmac_key=settings.id_hmac_key or "bench",
+        )
         with backends(base, fsync=False) as ready:
             yield ready
 
 
-async def _slot_rates(settings: Settings, *, pipelining: bool, seconds: float,
-                      concurrency: int, rounds: int) -> tuple[Rate, Rate]:
+async def _slot_rates(
+    settings: Settings, *, pipelining: bool, seconds: float, concurrency: int, rounds: int
+) -> tuple[Rate, Rate]:
     """(trivial EVALSHA, slot hold) rates through one client setup."""
     from reservation.services import redis_client
 
@@ -85,11 +89,18 @@ async def _slot_rates(settings: Settings, *, pipelining: bool, seconds: float,
     try:
         now = int(time.time() * 1000)
         # Many resources (so many shards) with room for every hold we can make.
-        specs = [SlotSpec(slot_id=new_slot_id(keys, f"bench-res-{i}"),
-                          resource_id=f"bench-res-{i}", day="2030-01-01", capacity=10_000_000,
-                          release_ms=0, ends_ms=now + 86_400_000,
-                          retain_until_ms=now + 3_600_000)
-                   for i in range(64)]
+        specs = [
+            SlotSpec(
+                slot_id=new_slot_id(keys, f"bench-res-{i}"),
+                resource_id=f"bench-res-{i}",
+                day="2030-01-01",
+                capacity=10_000_000,
+                release_ms=0,
+                ends_ms=now + 86_400_000,
+                retain_until_ms=now + 3_600_000,
+            )
+            for i in range(64)
+        ]
         await engine.publish(specs)
         for spec in specs:
             await engine.slot_meta(spec.slot_id)  # warm the cache, as a live process has
@@ -102,9 +113,14 @@ async def _slot_rates(settings: Settings, *, pipelining: bool, seconds: float,
         async def hold(i: int) -> object:
             spec = specs[i % len(specs)]
             return await engine.hold(
-                slot_id=spec.slot_id, hold_id=hold_id_for(spec.slot_id, f"{run}{i:016x}"),
-                account_id=f"b{run}{i}", person=f"p{run}{i}", idempotency_key=str(i),
-                now_ms=now, deadline_ms=now + 600_000)
+                slot_id=spec.slot_id,
+                hold_id=hold_id_for(spec.slot_id, f"{run}{i:016x}"),
+                account_id=f"b{run}{i}",
+                person=f"p{run}{i}",
+                idempotency_key=str(i),
+                now_ms=now,
+                deadline_ms=now + 600_000,
+            )
 
         await measure(trivial, seconds=min(1.0, seconds), concurrency=concurrency)  # warm-up
         base = subject = Rate(0, 1.0)
@@ -119,8 +135,14 @@ async def _slot_rates(settings: Settings, *, pipelining: bool, seconds: float,
         await client.aclose(close_connection_pool=True)
 
 
-async def bench_slots(settings: Settings, *, seconds: float, concurrency: int,
-                      rounds: int = 3, out: Callable[[str], None] = print) -> float:
+async def bench_slots(
+    settings: Settings,
+    *,
+    seconds: float,
+    concurrency: int,
+    rounds: int = 3,
+    out: Callable[[str], None] = print,
+) -> float:
     """Slot-hold rate through the Lua engine ÷ a trivial EVALSHA's rate, same client.
 
     Two client setups are measured. The generic one (redis-py, a connection per call in
@@ -129,15 +151,21 @@ async def bench_slots(settings: Settings, *, seconds: float, concurrency: int,
     runs: far faster on both sides, so there the hold is bounded by Redis executing the
     script itself, which a no-op script does not pay; its ratio is printed for reference.
     """
-    lean_base, lean_hold = await _slot_rates(settings, pipelining=True, seconds=seconds,
-                                             concurrency=concurrency, rounds=rounds)
-    base, hold = await _slot_rates(settings, pipelining=False, seconds=seconds,
-                                   concurrency=concurrency, rounds=rounds)
-    out(f"pipelining client (the service's): trivial EVALSHA {lean_base.per_second:,.0f}/s, "
+    lean_base, lean_hold = await _slot_rates(
+        settings, pipelining=True, seconds=seconds, concurrency=concurrency, rounds=rounds
+    )
+    base, hold = await _slot_rates(
+        settings, pipelining=False, seconds=seconds, concurrency=concurrency, rounds=rounds
+    )
+    out(
+        f"pipelining client (the service's): trivial EVALSHA {lean_base.per_second:,.0f}/s, "
         f"slot hold {lean_hold.per_second:,.0f}/s, "
-        f"ratio {lean_hold.per_second / lean_base.per_second:.3f}")
-    out(f"redis-py client: trivial EVALSHA {base.per_second:,.0f}/s, "
-        f"slot hold {hold.per_second:,.0f}/s")
+        f"ratio {lean_hold.per_second / lean_base.per_second:.3f}"
+    )
+    out(
+        f"redis-py client: trivial EVALSHA {base.per_second:,.0f}/s, "
+        f"slot hold {hold.per_second:,.0f}/s"
+    )
     out(f"concurrency={concurrency} seconds={seconds} rounds={rounds} (best round of each)")
     ratio = hold.per_second / base.per_second
     out(f"ratio={ratio:.3f}")
@@ -154,8 +182,9 @@ def run_bench(what: str, settings: Settings, *, seconds: float, concurrency: int
             assert ready.redis_url is not None
             from inventory.bench_seats import bench_seats
 
-            figures = uvloop.run(bench_seats(ready.redis_url, seconds=seconds,
-                                             concurrency=concurrency))
+            figures = uvloop.run(
+                bench_seats(ready.redis_url, seconds=seconds, concurrency=concurrency)
+            )
             for name, value in figures.items():
                 if name not in ("flat_ratio", "lua_ratio"):
                     print(f"{name}: {value:,.3f}")

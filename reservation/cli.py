@@ -71,13 +71,19 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     if not (args.provider_name and args.provider_kind):
                         raise SettingsError(
                             f"provider {args.provider!r} does not exist; pass --provider-name "
-                            "and --provider-kind to create it")
-                    await catalog.upsert_provider(conn, args.provider, args.provider_name,
-                                                  args.provider_kind)
+                            "and --provider-kind to create it"
+                        )
+                    await catalog.upsert_provider(
+                        conn, args.provider, args.provider_name, args.provider_kind
+                    )
                 key = new_api_key()
                 await account_store.create_api_key(
-                    conn, api_key=key, role="staff" if args.provider else "operator",
-                    provider_id=args.provider, label=args.label)
+                    conn,
+                    api_key=key,
+                    role="staff" if args.provider else "operator",
+                    provider_id=args.provider,
+                    label=args.label,
+                )
                 return key
         finally:
             await pool.close()
@@ -94,8 +100,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from reservation.bench import run_bench
 
-    return run_bench(args.what, _settings(args), seconds=args.seconds,
-                     concurrency=args.concurrency)
+    return run_bench(args.what, _settings(args), seconds=args.seconds, concurrency=args.concurrency)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,15 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         code: int = args.func(args)
     except SettingsError as exc:
         print(f"fairseat: {exc}", file=sys.stderr)
         return 2
     return code
-
 
 
 if __name__ == "__main__":

@@ -16,28 +16,51 @@ class Metrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_requests = Counter(
-            "fairseat_http_requests_total", "HTTP requests by route and status",
-            ["method", "route", "status"], registry=r)
+            "fairseat_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
         self.http_latency = Histogram(
-            "fairseat_http_request_seconds", "HTTP request latency by route",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=r)
+            "fairseat_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.holds = Counter(
-            "fairseat_holds_total", "Hold attempts by outcome", ["kind", "outcome"], registry=r)
+            "fairseat_holds_total", "Hold attempts by outcome", ["kind", "outcome"], registry=r
+        )
         self.confirms = Counter(
-            "fairseat_confirms_total", "Confirm attempts by outcome", ["kind", "outcome"],
-            registry=r)
+            "fairseat_confirms_total",
+            "Confirm attempts by outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.cancels = Counter(
-            "fairseat_cancels_total", "Cancellations and expiries by outcome",
-            ["kind", "outcome"], registry=r)
+            "fairseat_cancels_total",
+            "Cancellations and expiries by outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.persisted = Counter(
-            "fairseat_persister_events_total", "Outbox events written to Postgres", registry=r)
+            "fairseat_persister_events_total", "Outbox events written to Postgres", registry=r
+        )
         self.dead_letters = Counter(
-            "fairseat_persister_dead_letters_total", "Outbox events dead-lettered", registry=r)
+            "fairseat_persister_dead_letters_total", "Outbox events dead-lettered", registry=r
+        )
         self.persister_lag = Gauge(
-            "fairseat_persister_lag_seconds", "Age of the oldest event in the last batch",
-            registry=r, multiprocess_mode="max")
+            "fairseat_persister_lag_seconds",
+            "Age of the oldest event in the last batch",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.expired = Counter(
-            "fairseat_holds_expired_total", "Holds expired by the sweeper", registry=r)
+            "fairseat_holds_expired_total", "Holds expired by the sweeper", registry=r
+        )
         self.backend_errors = Counter(
-            "fairseat_backend_errors_total", "Redis/Postgres errors seen by handlers",
-            ["backend"], registry=r)
+            "fairseat_backend_errors_total",
+            "Redis/Postgres errors seen by handlers",
+            ["backend"],
+            registry=r,
+        )

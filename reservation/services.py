@@ -45,12 +45,14 @@ def redis_client(settings: Settings, *, max_connections: int | None = None) -> A
         raise SettingsError("REDIS_URL is not set")
     size = max_connections or settings.redis_pool_size
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, decode_responses=True,
-                                     max_connections=size)
+        return RedisCluster.from_url(
+            settings.redis_url, decode_responses=True, max_connections=size
+        )
     # A blocking pool queues callers when every connection is busy (then times out into
     # a 503) instead of failing at once with "Too many connections".
     pool = redis_asyncio.BlockingConnectionPool.from_url(
-        settings.redis_url, decode_responses=True, max_connections=size, timeout=5)
+        settings.redis_url, decode_responses=True, max_connections=size, timeout=5
+    )
     return redis_asyncio.Redis(connection_pool=pool)
 
 
@@ -81,8 +83,9 @@ async def open_services(
             keys=keys,
             slots=slots,
             gate=AccountGate(client, keys, calls),
-            auth=Authenticator(TokenSigner(secret, settings.token_ttl_seconds), pool,
-                               settings.operator_key),
+            auth=Authenticator(
+                TokenSigner(secret, settings.token_ttl_seconds), pool, settings.operator_key
+            ),
             metrics=metrics or Metrics(),
             clock=clock,
             id_hmac_key=settings.id_hmac_key.encode(),

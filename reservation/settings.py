@@ -98,8 +98,9 @@ class Settings:
             database_url=_str(env, "DATABASE_URL"),
             redis_url=_str(env, "REDIS_URL"),
             redis_cluster=_bool(env, "FAIRSEAT_REDIS_CLUSTER", defaults.redis_cluster),
-            redis_pool_size=_int(env, "FAIRSEAT_REDIS_POOL_SIZE", defaults.redis_pool_size,
-                                 minimum=1),
+            redis_pool_size=_int(
+                env, "FAIRSEAT_REDIS_POOL_SIZE", defaults.redis_pool_size, minimum=1
+            ),
             data_dir=Path(env.get("FAIRSEAT_DATA_DIR") or defaults.data_dir),
             host=env.get("FAIRSEAT_HOST") or defaults.host,
             port=_int(env, "FAIRSEAT_PORT", defaults.port),
@@ -109,27 +110,37 @@ class Settings:
             operator_key=_str(env, "FAIRSEAT_OPERATOR_KEY"),
             key_prefix=env.get("FAIRSEAT_KEY_PREFIX") or defaults.key_prefix,
             shard_count=_int(env, "FAIRSEAT_SHARD_COUNT", defaults.shard_count, minimum=1),
-            slot_hold_seconds=_int(env, "FAIRSEAT_SLOT_HOLD_SECONDS",
-                                   defaults.slot_hold_seconds, minimum=1),
-            max_live_holds_per_account=_int(env, "FAIRSEAT_MAX_LIVE_HOLDS",
-                                            defaults.max_live_holds_per_account, minimum=1),
-            run_background_workers=_bool(env, "FAIRSEAT_BACKGROUND_WORKERS",
-                                         defaults.run_background_workers),
-            persister_batch_size=_int(env, "FAIRSEAT_PERSISTER_BATCH",
-                                      defaults.persister_batch_size, minimum=1),
-            persister_dead_letter_after=_int(env, "FAIRSEAT_DEAD_LETTER_AFTER",
-                                             defaults.persister_dead_letter_after, minimum=1),
-            persister_claim_idle_ms=_int(env, "FAIRSEAT_CLAIM_IDLE_MS",
-                                         defaults.persister_claim_idle_ms, minimum=1),
-            sweeper_interval_ms=_int(env, "FAIRSEAT_SWEEPER_INTERVAL_MS",
-                                     defaults.sweeper_interval_ms, minimum=10),
-            max_body_bytes=_int(env, "FAIRSEAT_MAX_BODY_BYTES", defaults.max_body_bytes,
-                                minimum=1024),
-            token_ttl_seconds=_int(env, "FAIRSEAT_TOKEN_TTL_SECONDS",
-                                   defaults.token_ttl_seconds, minimum=60),
+            slot_hold_seconds=_int(
+                env, "FAIRSEAT_SLOT_HOLD_SECONDS", defaults.slot_hold_seconds, minimum=1
+            ),
+            max_live_holds_per_account=_int(
+                env, "FAIRSEAT_MAX_LIVE_HOLDS", defaults.max_live_holds_per_account, minimum=1
+            ),
+            run_background_workers=_bool(
+                env, "FAIRSEAT_BACKGROUND_WORKERS", defaults.run_background_workers
+            ),
+            persister_batch_size=_int(
+                env, "FAIRSEAT_PERSISTER_BATCH", defaults.persister_batch_size, minimum=1
+            ),
+            persister_dead_letter_after=_int(
+                env, "FAIRSEAT_DEAD_LETTER_AFTER", defaults.persister_dead_letter_after, minimum=1
+            ),
+            persister_claim_idle_ms=_int(
+                env, "FAIRSEAT_CLAIM_IDLE_MS", defaults.persister_claim_idle_ms, minimum=1
+            ),
+            sweeper_interval_ms=_int(
+                env, "FAIRSEAT_SWEEPER_INTERVAL_MS", defaults.sweeper_interval_ms, minimum=10
+            ),
+            max_body_bytes=_int(
+                env, "FAIRSEAT_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1024
+            ),
+            token_ttl_seconds=_int(
+                env, "FAIRSEAT_TOKEN_TTL_SECONDS", defaults.token_ttl_seconds, minimum=60
+            ),
             seed_demo_data=_bool(env, "FAIRSEAT_SEED_DEMO", defaults.seed_demo_data),
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
-            if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+            if env.get("PROMETHEUS_MULTIPROC_DIR")
+            else None,
         )
 
     def replace(self, **changes: object) -> Settings:

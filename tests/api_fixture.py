@@ -31,24 +31,37 @@ class Api:
     def staff_headers(self, provider_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.staff[provider_id]}"}
 
-    async def publish(self, provider_id: str, slots: list[dict[str, Any]],
-                      resources: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    async def publish(
+        self,
+        provider_id: str,
+        slots: list[dict[str, Any]],
+        resources: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
         resp = await self.client.post(
             f"/v1/providers/{provider_id}/slots",
-            json={"resources": resources or [{"code": "dr-li", "name": "Dr Li"}],
-                  "slots": slots},
-            headers=self.staff_headers(provider_id))
+            json={"resources": resources or [{"code": "dr-li", "name": "Dr Li"}], "slots": slots},
+            headers=self.staff_headers(provider_id),
+        )
         assert resp.status == 201, await resp.text()
         body: dict[str, Any] = await resp.json()
         return list(body["slots"])
 
-    def slot(self, *, capacity: int = 5, hours_ahead: float = 24, code: str = "dr-li",
-             release_in_s: float = -1) -> dict[str, Any]:
+    def slot(
+        self,
+        *,
+        capacity: int = 5,
+        hours_ahead: float = 24,
+        code: str = "dr-li",
+        release_in_s: float = -1,
+    ) -> dict[str, Any]:
         start = self.clock.now + dt.timedelta(hours=hours_ahead)
-        return {"resource_code": code, "starts_at": start.isoformat(),
-                "ends_at": (start + dt.timedelta(minutes=30)).isoformat(),
-                "capacity": capacity,
-                "release_at": (self.clock.now + dt.timedelta(seconds=release_in_s)).isoformat()}
+        return {
+            "resource_code": code,
+            "starts_at": start.isoformat(),
+            "ends_at": (start + dt.timedelta(minutes=30)).isoformat(),
+            "capacity": capacity,
+            "release_at": (self.clock.now + dt.timedelta(seconds=release_in_s)).isoformat(),
+        }
 
 
 @pytest.fixture
@@ -62,9 +75,9 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
             for pid, kind in (("hosp-a", "hospital"), ("hosp-b", "hospital")):
                 await catalog.upsert_provider(conn, pid, f"Hospital {pid}", kind)
                 key = new_api_key()
-                await account_store.create_api_key(conn, api_key=key, role="staff",
-                                                   provider_id=pid)
+                await account_store.create_api_key(conn, api_key=key, role="staff", provider_id=pid)
                 staff[pid] = key
         assert settings.operator_key is not None
-        yield Api(client, services, clock, staff,
-                  {"Authorization": f"Bearer {settings.operator_key}"})
+        yield Api(
+            client, services, clock, staff, {"Authorization": f"Bearer {settings.operator_key}"}
+        )

@@ -47,8 +47,9 @@ class FakeClock:
 
 
 async def register(client: TestClient[Any, Any], name: str = "张三") -> dict[str, Any]:
-    resp = await client.post("/v1/citizens", json={"name": name, "phone": make_phone(),
-                                                   "id_number": make_id_number()})
+    resp = await client.post(
+        "/v1/citizens", json={"name": name, "phone": make_phone(), "id_number": make_id_number()}
+    )
     assert resp.status == 201, await resp.text()
     body: dict[str, Any] = await resp.json()
     body["headers"] = {"Authorization": f"Bearer {body['token']}"}

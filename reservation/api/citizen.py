@@ -28,18 +28,23 @@ PEOPLE = web.AppKey("people", PersonCache)
 
 async def register(call: Call) -> web.Response:
     body: schemas.RegisterCitizen = call.body
-    session = await register_citizen.register(call.services, name=body.name, phone=body.phone,
-                                              id_number=body.id_number)
-    return json_response({"account_id": session.account_id, "token": session.token,
-                          "id_masked": session.id_masked}, status=201)
+    session = await register_citizen.register(
+        call.services, name=body.name, phone=body.phone, id_number=body.id_number
+    )
+    return json_response(
+        {"account_id": session.account_id, "token": session.token, "id_masked": session.id_masked},
+        status=201,
+    )
 
 
 async def sign_in(call: Call) -> web.Response:
     body: schemas.SignIn = call.body
-    session = await register_citizen.sign_in(call.services, phone=body.phone,
-                                             id_number=body.id_number)
-    return json_response({"account_id": session.account_id, "token": session.token,
-                          "id_masked": session.id_masked})
+    session = await register_citizen.sign_in(
+        call.services, phone=body.phone, id_number=body.id_number
+    )
+    return json_response(
+        {"account_id": session.account_id, "token": session.token, "id_masked": session.id_masked}
+    )
 
 
 async def me(call: Call) -> web.Response:
@@ -47,16 +52,23 @@ async def me(call: Call) -> web.Response:
         row = await account_store.get_account(conn, call.citizen_id)
     if row is None:
         raise NotFound("No such account.")
-    return json_response({"account_id": row["id"], "name": row["name"],
-                          "phone": mask_phone(row["phone"]), "id_masked": row["id_masked"],
-                          "birth_date": row["birth_date"].isoformat()})
+    return json_response(
+        {
+            "account_id": row["id"],
+            "name": row["name"],
+            "phone": mask_phone(row["phone"]),
+            "id_masked": row["id_masked"],
+            "birth_date": row["birth_date"].isoformat(),
+        }
+    )
 
 
 async def list_slots(call: Call) -> web.Response:
     q: schemas.SlotQuery = call.query
     async with call.services.pool.acquire() as conn:
-        rows = await catalog.list_slots(conn, provider_id=q.provider_id,
-                                        resource_id=q.resource_id, day=q.day)
+        rows = await catalog.list_slots(
+            conn, provider_id=q.provider_id, resource_id=q.resource_id, day=q.day
+        )
     available = await call.services.slots.available([r["id"] for r in rows])
     return json_response({"slots": [slot_from_row(r, available.get(r["id"])) for r in rows]})
 
@@ -64,22 +76,37 @@ async def list_slots(call: Call) -> web.Response:
 async def list_providers(call: Call) -> web.Response:
     async with call.services.pool.acquire() as conn:
         rows = await catalog.list_providers(conn)
-    return json_response({"providers": [{"id": r["id"], "name": r["name"], "kind": r["kind"]}
-                                        for r in rows]})
+    return json_response(
+        {"providers": [{"id": r["id"], "name": r["name"], "kind": r["kind"]} for r in rows]}
+    )
 
 
 async def hold(call: Call) -> web.Response:
     body: schemas.HoldSlot = call.body
     key = call.request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise ValidationFailed(errors=[{
-            "field": "header.Idempotency-Key",
-            "message": "1 to 128 characters from A-Z a-z 0-9 and . _ : -"}])
-    result = await hold_slot(call.services, call.request.app[PEOPLE],
-                             account_id=call.citizen_id, slot_id=body.slot_id,
-                             idempotency_key=key)
-    payload = {"id": result.hold_id, "slot_id": result.slot_id, "state": result.state,
-               "deadline": booking_deadline(result.deadline_ms), "replay": result.replay}
+        raise ValidationFailed(
+            errors=[
+                {
+                    "field": "header.Idempotency-Key",
+                    "message": "1 to 128 characters from A-Z a-z 0-9 and . _ : -",
+                }
+            ]
+        )
+    result = await hold_slot(
+        call.services,
+        call.request.app[PEOPLE],
+        account_id=call.citizen_id,
+        slot_id=body.slot_id,
+        idempotency_key=key,
+    )
+    payload = {
+        "id": result.hold_id,
+        "slot_id": result.slot_id,
+        "state": result.state,
+        "deadline": booking_deadline(result.deadline_ms),
+        "replay": result.replay,
+    }
     return json_response(payload, status=200 if result.replay else 201)
 
 
@@ -88,18 +115,27 @@ def booking_deadline(ms: int) -> str | None:
 
 
 async def confirm(call: Call) -> web.Response:
-    done = await confirm_booking(call.services, account_id=call.citizen_id,
-                                 hold_id=call.path("booking_id"))
-    return json_response({"id": done.hold_id, "slot_id": done.slot_id, "state": "confirmed",
-                          "confirmed_at": booking_deadline(done.confirmed_ms),
-                          "replay": done.replay})
+    done = await confirm_booking(
+        call.services, account_id=call.citizen_id, hold_id=call.path("booking_id")
+    )
+    return json_response(
+        {
+            "id": done.hold_id,
+            "slot_id": done.slot_id,
+            "state": "confirmed",
+            "confirmed_at": booking_deadline(done.confirmed_ms),
+            "replay": done.replay,
+        }
+    )
 
 
 async def cancel(call: Call) -> web.Response:
-    done = await cancel_booking(call.services, account_id=call.citizen_id,
-                                hold_id=call.path("booking_id"))
-    return json_response({"id": done.hold_id, "slot_id": done.slot_id, "state": done.state,
-                          "replay": done.replay})
+    done = await cancel_booking(
+        call.services, account_id=call.citizen_id, hold_id=call.path("booking_id")
+    )
+    return json_response(
+        {"id": done.hold_id, "slot_id": done.slot_id, "state": done.state, "replay": done.replay}
+    )
 
 
 async def get_booking(call: Call) -> web.Response:
@@ -129,28 +165,80 @@ async def my_bookings(call: Call) -> web.Response:
 
 
 ROUTES = [
-    Route("POST", "/v1/citizens", register, "Register a citizen account (real name)", "citizen",
-          body=schemas.RegisterCitizen, responses={201: "Registered; returns a bearer token",
-                                                   409: "ID number or phone already registered"}),
-    Route("POST", "/v1/sessions", sign_in, "Sign in with phone and ID number", "citizen",
-          body=schemas.SignIn, responses={200: "A fresh bearer token"}),
+    Route(
+        "POST",
+        "/v1/citizens",
+        register,
+        "Register a citizen account (real name)",
+        "citizen",
+        body=schemas.RegisterCitizen,
+        responses={
+            201: "Registered; returns a bearer token",
+            409: "ID number or phone already registered",
+        },
+    ),
+    Route(
+        "POST",
+        "/v1/sessions",
+        sign_in,
+        "Sign in with phone and ID number",
+        "citizen",
+        body=schemas.SignIn,
+        responses={200: "A fresh bearer token"},
+    ),
     Route("GET", "/v1/me", me, "The signed-in citizen's account", "citizen", roles=CITIZEN),
     Route("GET", "/v1/providers", list_providers, "Hospitals and vaccination sites", "citizen"),
-    Route("GET", "/v1/slots", list_slots, "Published slots with remaining places", "citizen",
-          query=schemas.SlotQuery),
-    Route("POST", "/v1/bookings", hold, "Hold a place in a slot (send Idempotency-Key)",
-          "citizen", roles=CITIZEN, body=schemas.HoldSlot,
-          responses={201: "Held until the deadline", 200: "Replay of an earlier request",
-                     409: "Sold out, not released, or a rule refused it",
-                     429: "Too many unpaid holds"}),
-    Route("GET", "/v1/bookings", my_bookings, "The citizen's bookings", "citizen",
-          roles=CITIZEN),
-    Route("GET", "/v1/bookings/{booking_id}", get_booking, "One of the citizen's bookings",
-          "citizen", roles=CITIZEN, responses={404: "No such booking (or not yours)"}),
-    Route("POST", "/v1/bookings/{booking_id}/confirm", confirm,
-          "Pay for a hold: answered only after the booking is committed", "citizen",
-          roles=CITIZEN, responses={409: "The hold expired or was cancelled",
-                                    503: "Storage unavailable; retry the same request"}),
-    Route("POST", "/v1/bookings/{booking_id}/cancel", cancel, "Cancel a hold or booking",
-          "citizen", roles=CITIZEN),
+    Route(
+        "GET",
+        "/v1/slots",
+        list_slots,
+        "Published slots with remaining places",
+        "citizen",
+        query=schemas.SlotQuery,
+    ),
+    Route(
+        "POST",
+        "/v1/bookings",
+        hold,
+        "Hold a place in a slot (send Idempotency-Key)",
+        "citizen",
+        roles=CITIZEN,
+        body=schemas.HoldSlot,
+        responses={
+            201: "Held until the deadline",
+            200: "Replay of an earlier request",
+            409: "Sold out, not released, or a rule refused it",
+            429: "Too many unpaid holds",
+        },
+    ),
+    Route("GET", "/v1/bookings", my_bookings, "The citizen's bookings", "citizen", roles=CITIZEN),
+    Route(
+        "GET",
+        "/v1/bookings/{booking_id}",
+        get_booking,
+        "One of the citizen's bookings",
+        "citizen",
+        roles=CITIZEN,
+        responses={404: "No such booking (or not yours)"},
+    ),
+    Route(
+        "POST",
+        "/v1/bookings/{booking_id}/confirm",
+        confirm,
+        "Pay for a hold: answered only after the booking is committed",
+        "citizen",
+        roles=CITIZEN,
+        responses={
+            409: "The hold expired or was cancelled",
+            503: "Storage unavailable; retry the same request",
+        },
+    ),
+    Route(
+        "POST",
+        "/v1/bookings/{booking_id}/cancel",
+        cancel,
+        "Cancel a hold or booking",
+        "citizen",
+        roles=CITIZEN,
+    ),
 ]

@@ -24,13 +24,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
 
 _HTTP_CODES = {
-    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
     415: "unsupported_media_type",
 }
 
-REDIS_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                   redis.exceptions.BusyLoadingError, redis.exceptions.TryAgainError,
-                   redis.exceptions.ClusterDownError)
+REDIS_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
 
 
 def error_response(exc: FairseatError, request_id: str) -> web.Response:
@@ -69,14 +76,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         backend = _backend_error(exc)
         if backend is not None:
             request.app[SERVICES].metrics.backend_errors.labels(backend).inc()
-            log.warning("%s unavailable for %s %s: %r", backend, request.method,
-                        request.path, exc)
-            return error_response(StoreUnavailable(f"{backend} is unavailable; retry shortly."),
-                                  request_id)
-        log.exception("internal error on %s %s (request %s)", request.method, request.path,
-                      request_id)
-        body = {"code": "internal_error", "message": "Internal error; it has been logged.",
-                "request_id": request_id}
+            log.warning("%s unavailable for %s %s: %r", backend, request.method, request.path, exc)
+            return error_response(
+                StoreUnavailable(f"{backend} is unavailable; retry shortly."), request_id
+            )
+        log.exception(
+            "internal error on %s %s (request %s)", request.method, request.path, request_id
+        )
+        body = {
+            "code": "internal_error",
+            "message": "Internal error; it has been logged.",
+            "request_id": request_id,
+        }
         return json_response(body, status=500, headers={"X-Request-Id": request_id})
     response.headers["X-Request-Id"] = request_id
     return response
@@ -91,8 +102,7 @@ def metrics_middleware() -> Any:
         route = resource.canonical if resource is not None else "unmatched"
         metrics = request.app[SERVICES].metrics
         metrics.http_requests.labels(request.method, route, str(response.status)).inc()
-        metrics.http_latency.labels(request.method, route).observe(
-            time.perf_counter() - started)
+        metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
     return middleware

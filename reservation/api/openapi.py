@@ -29,18 +29,27 @@ def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
             "operationId": route.operation_id or route.handler.__name__,
             "responses": {},
         }
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in re.findall(r"{(\w+)}", route.path)]
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", route.path)
+        ]
         if route.query is not None:
             schema = route.query.model_json_schema()
             required = set(schema.get("required", []))
             for name, prop in schema.get("properties", {}).items():
-                params.append({"name": name, "in": "query", "required": name in required,
-                               "schema": prop})
+                params.append(
+                    {"name": name, "in": "query", "required": name in required, "schema": prop}
+                )
         if route.method == "POST" and route.path == "/v1/bookings":
-            params.append({"name": "Idempotency-Key", "in": "header", "required": False,
-                           "schema": {"type": "string", "maxLength": 128},
-                           "description": "Retries with the same key return the same hold"})
+            params.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 128},
+                    "description": "Retries with the same key return the same hold",
+                }
+            )
         if params:
             op["parameters"] = params
         if route.body is not None:
@@ -48,8 +57,14 @@ def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
             for name, sub in schema.pop("$defs", {}).items():
                 components[name] = sub
             components[route.body.__name__] = schema
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}
+                    }
+                },
+            }
         if route.roles is not None:
             op["security"] = [{"bearer": []}]
             op["description"] = "Allowed roles: " + ", ".join(r.value for r in route.roles)
@@ -65,16 +80,28 @@ def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
             errors.setdefault(403, "Credential not allowed here")
         errors.setdefault(503, "Overloaded or a backend unavailable (see Retry-After)")
         for status, text in sorted(errors.items()):
-            op["responses"][str(status)] = {"description": text, "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            op["responses"][str(status)] = {
+                "description": text,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "fairseat", "version": version,
-                 "description": "Fair reservations: train seats, hospital registrations, "
-                                "vaccine appointments."},
+        "info": {
+            "title": "fairseat",
+            "version": version,
+            "description": "Fair reservations: train seats, hospital registrations, "
+            "vaccine appointments.",
+        },
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer",
-                       "description": "Citizen token (ct.…) or staff/operator key (sk_…)"}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Citizen token (ct.…) or staff/operator key (sk_…)",
+                }
+            },
+        },
     }

@@ -64,18 +64,24 @@ class Route:
     raw_response: bool = False  # e.g. /metrics (text), not JSON
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, headers=headers,
-                        content_type="application/json")
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def _field_errors(exc: pydantic.ValidationError, prefix: str = "") -> list[dict[str, Any]]:
     out = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in err["loc"])
-        out.append({"field": f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body",
-                    "message": err["msg"]})
+        out.append(
+            {
+                "field": f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body",
+                "message": err["msg"],
+            }
+        )
     return out
 
 
@@ -103,8 +109,9 @@ def _validate(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ValidationFailed(errors=_field_errors(exc, "" if where == "body" else f"{where}.")
-                               ) from exc
+        raise ValidationFailed(
+            errors=_field_errors(exc, "" if where == "body" else f"{where}.")
+        ) from exc
 
 
 def bind(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -129,5 +136,6 @@ def bind(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def register(app: web.Application, routes: list[Route]) -> None:
     for route in routes:
-        app.router.add_route(route.method, route.path, bind(route),
-                             name=route.operation_id or route.handler.__name__)
+        app.router.add_route(
+            route.method, route.path, bind(route), name=route.operation_id or route.handler.__name__
+        )

@@ -48,8 +48,14 @@ async def openapi(call: Call) -> web.Response:
 
 ROUTES = [
     Route("GET", "/healthz", healthz, "Liveness: the process is up", "system"),
-    Route("GET", "/readyz", readyz, "Readiness: a Lua script and a Postgres query succeed",
-          "system", responses={503: "A backend is not ready"}),
+    Route(
+        "GET",
+        "/readyz",
+        readyz,
+        "Readiness: a Lua script and a Postgres query succeed",
+        "system",
+        responses={503: "A backend is not ready"},
+    ),
     Route("GET", "/metrics", metrics, "Prometheus metrics", "system", raw_response=True),
     Route("GET", "/openapi.json", openapi, "This API description (OpenAPI 3.1)", "system"),
 ]

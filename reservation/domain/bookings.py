@@ -65,7 +65,11 @@ def booking_from_event(fields: dict[str, str]) -> BookingRow:
         raise MalformedEvent(f"unknown event type {kind!r}")
     try:
         hold_id, slot_id, account_id, person = (
-            fields["hold"], fields["slot"], fields["account"], fields["person"])
+            fields["hold"],
+            fields["slot"],
+            fields["account"],
+            fields["person"],
+        )
     except KeyError as exc:
         raise MalformedEvent(f"field {exc.args[0]!r} missing") from exc
     confirmed = fields.get("confirmed") or ""
@@ -86,8 +90,13 @@ def booking_from_event(fields: dict[str, str]) -> BookingRow:
 
 def event_row(event_id: str, fields: dict[str, str]) -> EventRow:
     booking_from_event(fields)  # validates
-    return EventRow(event_id=event_id, hold_id=fields["hold"], type=fields["type"],
-                    at=_ms(fields, "at"), payload=dict(fields))
+    return EventRow(
+        event_id=event_id,
+        hold_id=fields["hold"],
+        type=fields["type"],
+        at=_ms(fields, "at"),
+        payload=dict(fields),
+    )
 
 
 def latest_per_booking(rows: list[BookingRow]) -> list[BookingRow]:
@@ -104,6 +113,16 @@ def latest_per_booking(rows: list[BookingRow]) -> list[BookingRow]:
 
 
 def _with_confirmed(row: BookingRow, confirmed_at: dt.datetime) -> BookingRow:
-    return BookingRow(row.id, row.slot_id, row.account_id, row.person_hmac, row.state,
-                      row.idempotency_key, row.held_at, row.deadline, confirmed_at,
-                      row.ended_at, row.end_reason)
+    return BookingRow(
+        row.id,
+        row.slot_id,
+        row.account_id,
+        row.person_hmac,
+        row.state,
+        row.idempotency_key,
+        row.held_at,
+        row.deadline,
+        confirmed_at,
+        row.ended_at,
+        row.end_reason,
+    )

@@ -41,8 +41,7 @@ def parse_resident_id(raw: str, *, hmac_key: bytes, today: dt.date) -> ResidentI
         raise InvalidIdNumber("An 18-digit resident ID number is required.")
     if birth > today:
         raise InvalidIdNumber("The birth date in the ID number is in the future.")
-    return ResidentId(hmac_hex=id_hmac(number, hmac_key), masked=mask_id(number),
-                      birth_date=birth)
+    return ResidentId(hmac_hex=id_hmac(number, hmac_key), masked=mask_id(number), birth_date=birth)
 
 
 def id_hmac(number: str, key: bytes) -> str:

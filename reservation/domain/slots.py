@@ -48,12 +48,17 @@ class RowError:
 
 
 def _same(draft: SlotDraft, existing: ExistingSlot) -> bool:
-    return (draft.starts_at == existing.starts_at and draft.ends_at == existing.ends_at
-            and draft.capacity == existing.capacity and draft.release_at == existing.release_at)
+    return (
+        draft.starts_at == existing.starts_at
+        and draft.ends_at == existing.ends_at
+        and draft.capacity == existing.capacity
+        and draft.release_at == existing.release_at
+    )
 
 
-def _overlaps(a_start: dt.datetime, a_end: dt.datetime, b_start: dt.datetime,
-              b_end: dt.datetime) -> bool:
+def _overlaps(
+    a_start: dt.datetime, a_end: dt.datetime, b_start: dt.datetime, b_end: dt.datetime
+) -> bool:
     return a_start < b_end and b_start < a_end
 
 
@@ -97,10 +102,12 @@ def check_publication(
         # covers several later ones is caught against each of them.
         reach: SlotDraft | None = None
         for cur in group:
-            if reach is not None and _overlaps(reach.starts_at, reach.ends_at, cur.starts_at,
-                                               cur.ends_at):
-                errors.append(RowError(cur.row, "starts_at",
-                                       f"overlaps row {reach.row} of the same resource"))
+            if reach is not None and _overlaps(
+                reach.starts_at, reach.ends_at, cur.starts_at, cur.ends_at
+            ):
+                errors.append(
+                    RowError(cur.row, "starts_at", f"overlaps row {reach.row} of the same resource")
+                )
             if reach is None or cur.ends_at > reach.ends_at:
                 reach = cur
         for d in group:
@@ -108,8 +115,9 @@ def check_publication(
                 if _same(d, e):
                     republished[d.row] = e.slot_id
                 elif _overlaps(d.starts_at, d.ends_at, e.starts_at, e.ends_at):
-                    errors.append(RowError(d.row, "starts_at",
-                                           f"overlaps published slot {e.slot_id}"))
+                    errors.append(
+                        RowError(d.row, "starts_at", f"overlaps published slot {e.slot_id}")
+                    )
     errors.sort(key=lambda e: (e.row, e.field))
     return errors, republished
 

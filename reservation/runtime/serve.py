@@ -102,10 +102,17 @@ def backends(settings: Settings, *, fsync: bool = True) -> Iterator[Settings]:
             database_url=settings.database_url or servers.database_url,
             redis_url=settings.redis_url or servers.redis_url,
         )
-        runtime_file.write_text(json.dumps({
-            "database_url": ready.database_url, "redis_url": ready.redis_url,
-            "postgres_pid": servers.postgres.pid, "redis_pid": servers.redis.pid,
-            "supervisor_pid": os.getpid()}))
+        runtime_file.write_text(
+            json.dumps(
+                {
+                    "database_url": ready.database_url,
+                    "redis_url": ready.redis_url,
+                    "postgres_pid": servers.postgres.pid,
+                    "redis_pid": servers.redis.pid,
+                    "supervisor_pid": os.getpid(),
+                }
+            )
+        )
         try:
             yield ready
         finally:

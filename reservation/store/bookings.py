@@ -31,9 +31,20 @@ ON CONFLICT (event_id) DO NOTHING
 
 
 def _booking_args(row: BookingRow) -> tuple[Any, ...]:
-    return (row.id, row.slot_id, row.account_id, row.person_hmac, row.state, row.state_rank,
-            row.idempotency_key, row.held_at, row.deadline, row.confirmed_at, row.ended_at,
-            row.end_reason)
+    return (
+        row.id,
+        row.slot_id,
+        row.account_id,
+        row.person_hmac,
+        row.state,
+        row.state_rank,
+        row.idempotency_key,
+        row.held_at,
+        row.deadline,
+        row.confirmed_at,
+        row.ended_at,
+        row.end_reason,
+    )
 
 
 async def upsert_bookings(conn: Any, rows: Sequence[BookingRow]) -> None:
@@ -45,8 +56,11 @@ async def insert_events(conn: Any, events: Sequence[EventRow]) -> None:
     if events:
         await conn.execute(
             INSERT_EVENTS,
-            [e.event_id for e in events], [e.hold_id for e in events],
-            [e.type for e in events], [e.at for e in events], [e.payload for e in events],
+            [e.event_id for e in events],
+            [e.hold_id for e in events],
+            [e.type for e in events],
+            [e.at for e in events],
+            [e.payload for e in events],
         )
 
 
@@ -68,7 +82,8 @@ async def list_for_account(conn: Any, account_id: str, limit: int = 100) -> list
            FROM bookings b JOIN slots s ON s.id = b.slot_id
            JOIN resources r ON r.id = s.resource_id
            WHERE b.account_id = $1 ORDER BY b.held_at DESC LIMIT $2""",
-        account_id, limit,
+        account_id,
+        limit,
     )
     return [dict(r) for r in rows]
 
@@ -80,7 +95,8 @@ async def list_for_slot_day(conn: Any, provider_id: str, day: Any) -> list[dict[
            FROM bookings b JOIN slots s ON s.id = b.slot_id
            JOIN accounts a ON a.id = b.account_id
            WHERE s.provider_id = $1 AND s.day = $2 ORDER BY s.starts_at, b.held_at""",
-        provider_id, day,
+        provider_id,
+        day,
     )
     return [dict(r) for r in rows]
 
@@ -95,7 +111,14 @@ async def booking_from_live_parts(conn: Any, live: Any) -> dict[str, Any] | None
     )
     if slot is None:
         return None
-    return {**dict(slot), "id": live.hold_id, "slot_id": live.slot_id,
-            "account_id": live.account_id, "state": live.state,
-            "held_at": from_ms(live.held_ms), "deadline": from_ms(live.deadline_ms),
-            "confirmed_at": None, "ended_at": None}
+    return {
+        **dict(slot),
+        "id": live.hold_id,
+        "slot_id": live.slot_id,
+        "account_id": live.account_id,
+        "state": live.state,
+        "held_at": from_ms(live.held_ms),
+        "deadline": from_ms(live.deadline_ms),
+        "confirmed_at": None,
+        "ended_at": None,
+    }

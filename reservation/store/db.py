@@ -34,10 +34,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(),
-                              decoder=orjson.loads, schema="pg_catalog")
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> Any:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                     init=_init_connection, command_timeout=10)
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=10
+    )

@@ -94,8 +94,9 @@ class Persister:
         per_shard = max(10, self.batch_size // 4)
         async with self.services.redis.pipeline(transaction=False) as pipe:
             for shard in self.shards:
-                pipe.xreadgroup(GROUP, self.consumer, {keys.outbox(shard): from_id},
-                                count=per_shard)
+                pipe.xreadgroup(
+                    GROUP, self.consumer, {keys.outbox(shard): from_id}, count=per_shard
+                )
             replies = await pipe.execute(raise_on_error=False)
         entries: list[Entry] = []
         for shard, reply in zip(self.shards, replies, strict=True):
@@ -116,9 +117,14 @@ class Persister:
         keys = self.services.keys
         async with self.services.redis.pipeline(transaction=False) as pipe:
             for shard in self.shards:
-                pipe.xautoclaim(keys.outbox(shard), GROUP, self.consumer,
-                                min_idle_time=self.claim_idle_ms, start_id="0-0",
-                                count=self.batch_size)
+                pipe.xautoclaim(
+                    keys.outbox(shard),
+                    GROUP,
+                    self.consumer,
+                    min_idle_time=self.claim_idle_ms,
+                    start_id="0-0",
+                    count=self.batch_size,
+                )
             replies = await pipe.execute(raise_on_error=False)
         entries: list[Entry] = []
         for shard, reply in zip(self.shards, replies, strict=True):
@@ -159,8 +165,10 @@ class Persister:
     async def _dead_letter(self, entry: Entry, reason: str) -> None:
         keys = self.services.keys
         async with self.services.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(keys.dead_letters(entry.shard),
-                      {**entry.fields, "_entry": entry.entry_id, "_reason": reason[:500]})
+            pipe.xadd(
+                keys.dead_letters(entry.shard),
+                {**entry.fields, "_entry": entry.entry_id, "_reason": reason[:500]},
+            )
             pipe.xack(keys.outbox(entry.shard), GROUP, entry.entry_id)
             await pipe.execute()
         self._failures.pop(entry.event_id, None)
@@ -205,8 +213,9 @@ class Persister:
     async def _process_one_by_one(self, entries: list[Entry], result: PassResult) -> PassResult:
         for entry in entries:
             try:
-                await self._write([event_row(entry.event_id, entry.fields)],
-                                  [booking_from_event(entry.fields)])
+                await self._write(
+                    [event_row(entry.event_id, entry.fields)], [booking_from_event(entry.fields)]
+                )
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -227,8 +236,12 @@ class Persister:
 
     async def _times_delivered(self, entry: Entry) -> int:
         rows = await self.services.redis.xpending_range(
-            self.services.keys.outbox(entry.shard), GROUP, min=entry.entry_id,
-            max=entry.entry_id, count=1)
+            self.services.keys.outbox(entry.shard),
+            GROUP,
+            min=entry.entry_id,
+            max=entry.entry_id,
+            count=1,
+        )
         return int(rows[0]["times_delivered"]) if rows else 0
 
     def _note_lag(self, entries: list[Entry]) -> None:
@@ -262,7 +275,7 @@ class Persister:
             # Same entry may come from "0" and from a claim: write it once.
             unique = list({e.event_id: e for e in entries}.values())
             for start in range(0, len(unique), self.batch_size):
-                part = await self._process(unique[start: start + self.batch_size])
+                part = await self._process(unique[start : start + self.batch_size])
                 total.written += part.written
                 total.dead_lettered += part.dead_lettered
                 total.retry_later += part.retry_later

@@ -13,8 +13,13 @@ async def cancel_booking(services: Services, *, account_id: str, hold_id: str) -
         raise NotOwner()
     try:
         released = await services.slots.release(
-            hold_id=hold_id, slot_id=view.slot_id, account_id=account_id,
-            now_ms=services.clock(), state="cancelled", reason="citizen")
+            hold_id=hold_id,
+            slot_id=view.slot_id,
+            account_id=account_id,
+            now_ms=services.clock(),
+            state="cancelled",
+            reason="citizen",
+        )
     except InventoryError as exc:
         services.metrics.cancels.labels("slot", exc.code).inc()
         raise

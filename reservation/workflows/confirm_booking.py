@@ -20,19 +20,26 @@ from reservation.store.db import is_transient
 
 async def confirm_booking(services: Services, *, account_id: str, hold_id: str) -> ConfirmedHold:
     try:
-        confirmed = await services.slots.confirm(hold_id=hold_id, account_id=account_id,
-                                                 now_ms=services.clock())
+        confirmed = await services.slots.confirm(
+            hold_id=hold_id, account_id=account_id, now_ms=services.clock()
+        )
     except InventoryError as exc:
         services.metrics.confirms.labels("slot", exc.code).inc()
         raise
     # A paid hold no longer counts against the account's cap of unpaid holds.
     await services.gate.release(account_id=account_id, hold_id=hold_id)
     row = BookingRow(
-        id=hold_id, slot_id=confirmed.slot_id, account_id=account_id,
-        person_hmac=confirmed.person, state="confirmed",
+        id=hold_id,
+        slot_id=confirmed.slot_id,
+        account_id=account_id,
+        person_hmac=confirmed.person,
+        state="confirmed",
         idempotency_key=confirmed.idempotency_key,
-        held_at=from_ms(confirmed.held_ms), deadline=from_ms(confirmed.deadline_ms),
-        confirmed_at=from_ms(confirmed.confirmed_ms), ended_at=None, end_reason=None,
+        held_at=from_ms(confirmed.held_ms),
+        deadline=from_ms(confirmed.deadline_ms),
+        confirmed_at=from_ms(confirmed.confirmed_ms),
+        ended_at=None,
+        end_reason=None,
     )
     try:
         async with services.pool.acquire() as conn:

@@ -20,10 +20,10 @@ from reservation.services import Services
 from reservation.store import accounts as account_store
 
 
-def derive_hold_id(services: Services, slot_id: str, account_id: str,
-                   idempotency_key: str) -> str:
-    digest = hmac.new(services.secret_key, f"hold|{account_id}|{idempotency_key}".encode(),
-                      hashlib.sha256).hexdigest()[:24]
+def derive_hold_id(services: Services, slot_id: str, account_id: str, idempotency_key: str) -> str:
+    digest = hmac.new(
+        services.secret_key, f"hold|{account_id}|{idempotency_key}".encode(), hashlib.sha256
+    ).hexdigest()[:24]
     return hold_id_for(slot_id, digest)
 
 
@@ -46,27 +46,49 @@ class PersonCache:
         return person
 
 
-async def hold_within_cap(engine: SlotEngine, gate: AccountGate, *, slot_id: str,
-                          hold_id: str, account_id: str, person: str, idempotency_key: str,
-                          now_ms: int, deadline_ms: int, cap: int) -> Hold:
+async def hold_within_cap(
+    engine: SlotEngine,
+    gate: AccountGate,
+    *,
+    slot_id: str,
+    hold_id: str,
+    account_id: str,
+    person: str,
+    idempotency_key: str,
+    now_ms: int,
+    deadline_ms: int,
+    cap: int,
+) -> Hold:
     """The account-wide cap first (its own shard), then the inventory (the slot's shard).
 
     Always: a hold refused by the inventory gives its place under the cap back; a retry
     of a hold that already exists is answered as a replay even when the cap is full now.
     """
     try:
-        counted = await gate.reserve(account_id=account_id, hold_id=hold_id, now_ms=now_ms,
-                                     deadline_ms=deadline_ms, cap=cap)
+        counted = await gate.reserve(
+            account_id=account_id, hold_id=hold_id, now_ms=now_ms, deadline_ms=deadline_ms, cap=cap
+        )
     except HoldCapReached:
         existing = await engine.read_hold(hold_id)
         if existing is None or existing.account_id != account_id:
             raise
-        return Hold(hold_id=hold_id, slot_id=existing.slot_id,
-                    deadline_ms=existing.deadline_ms, state=existing.state, replay=True)
+        return Hold(
+            hold_id=hold_id,
+            slot_id=existing.slot_id,
+            deadline_ms=existing.deadline_ms,
+            state=existing.state,
+            replay=True,
+        )
     try:
-        hold = await engine.hold(slot_id=slot_id, hold_id=hold_id, account_id=account_id,
-                                 person=person, idempotency_key=idempotency_key,
-                                 now_ms=now_ms, deadline_ms=deadline_ms)
+        hold = await engine.hold(
+            slot_id=slot_id,
+            hold_id=hold_id,
+            account_id=account_id,
+            person=person,
+            idempotency_key=idempotency_key,
+            now_ms=now_ms,
+            deadline_ms=deadline_ms,
+        )
     except BaseException:
         if counted:
             await gate.release(account_id=account_id, hold_id=hold_id)
@@ -77,8 +99,14 @@ async def hold_within_cap(engine: SlotEngine, gate: AccountGate, *, slot_id: str
     return hold
 
 
-async def hold_slot(services: Services, people: PersonCache, *, account_id: str, slot_id: str,
-                    idempotency_key: str | None) -> Hold:
+async def hold_slot(
+    services: Services,
+    people: PersonCache,
+    *,
+    account_id: str,
+    slot_id: str,
+    idempotency_key: str | None,
+) -> Hold:
     key = idempotency_key or secrets.token_hex(16)
     hold_id = derive_hold_id(services, slot_id, account_id, key)
     person = await people.person_of(services, account_id)
@@ -86,10 +114,17 @@ async def hold_slot(services: Services, people: PersonCache, *, account_id: str,
     now = services.clock()
     try:
         hold = await hold_within_cap(
-            services.slots, services.gate, slot_id=slot_id, hold_id=hold_id,
-            account_id=account_id, person=person, idempotency_key=key, now_ms=now,
+            services.slots,
+            services.gate,
+            slot_id=slot_id,
+            hold_id=hold_id,
+            account_id=account_id,
+            person=person,
+            idempotency_key=key,
+            now_ms=now,
             deadline_ms=hold_deadline_ms(now, services.settings.slot_hold_seconds, meta.ends_ms),
-            cap=services.settings.max_live_holds_per_account)
+            cap=services.settings.max_live_holds_per_account,
+        )
     except InventoryError as exc:
         services.metrics.holds.labels("slot", exc.code).inc()
         raise

@@ -43,8 +43,12 @@ class PublishedSlot:
     created: bool
 
 
-async def publish(services: Services, provider_id: str, resources: Sequence[ResourceInput],
-                  drafts: Sequence[SlotDraft]) -> list[PublishedSlot]:
+async def publish(
+    services: Services,
+    provider_id: str,
+    resources: Sequence[ResourceInput],
+    drafts: Sequence[SlotDraft],
+) -> list[PublishedSlot]:
     now = from_ms(services.clock())
     async with services.pool.acquire() as conn, conn.transaction():
         known = await catalog.resource_ids(conn, provider_id)
@@ -52,18 +56,30 @@ async def publish(services: Services, provider_id: str, resources: Sequence[Reso
         existing = []
         if drafts:
             existing = await catalog.existing_slots(
-                conn, provider_id, sorted(codes),
-                min(d.starts_at for d in drafts), max(d.ends_at for d in drafts))
+                conn,
+                provider_id,
+                sorted(codes),
+                min(d.starts_at for d in drafts),
+                max(d.ends_at for d in drafts),
+            )
         errors, republished = check_publication(
-            drafts, known_resources=set(known) | {r.code for r in resources},
-            existing=existing, now=now)
+            drafts,
+            known_resources=set(known) | {r.code for r in resources},
+            existing=existing,
+            now=now,
+        )
         if errors:
-            raise ValidationFailed("Nothing was published: fix the listed rows.",
-                                   errors=[e.to_dict() for e in errors])
+            raise ValidationFailed(
+                "Nothing was published: fix the listed rows.", errors=[e.to_dict() for e in errors]
+            )
         ids = await catalog.upsert_resources(
-            conn, provider_id,
-            [(known.get(r.code) or "r" + secrets.token_hex(8), r.code, r.name, r.kind,
-              r.details) for r in resources])
+            conn,
+            provider_id,
+            [
+                (known.get(r.code) or "r" + secrets.token_hex(8), r.code, r.name, r.kind, r.details)
+                for r in resources
+            ],
+        )
         out: list[PublishedSlot] = []
         rows: list[tuple[Any, ...]] = []
         specs: list[SlotSpec] = []
@@ -71,14 +87,40 @@ async def publish(services: Services, provider_id: str, resources: Sequence[Reso
             resource_id = ids[d.resource_code]
             slot_id = republished.get(d.row) or new_slot_id(services.keys, resource_id)
             day = local_day(d.starts_at)
-            rows.append((slot_id, provider_id, resource_id, day, d.starts_at, d.ends_at,
-                         d.capacity, d.release_at))
-            specs.append(SlotSpec(slot_id=slot_id, resource_id=resource_id,
-                                  day=day.isoformat(), capacity=d.capacity,
-                                  release_ms=to_ms(d.release_at), ends_ms=to_ms(d.ends_at),
-                                  retain_until_ms=to_ms(d.ends_at + RETAIN_AFTER_END)))
-            out.append(PublishedSlot(slot_id, d.resource_code, d.starts_at, d.ends_at,
-                                     d.capacity, d.release_at, d.row not in republished))
+            rows.append(
+                (
+                    slot_id,
+                    provider_id,
+                    resource_id,
+                    day,
+                    d.starts_at,
+                    d.ends_at,
+                    d.capacity,
+                    d.release_at,
+                )
+            )
+            specs.append(
+                SlotSpec(
+                    slot_id=slot_id,
+                    resource_id=resource_id,
+                    day=day.isoformat(),
+                    capacity=d.capacity,
+                    release_ms=to_ms(d.release_at),
+                    ends_ms=to_ms(d.ends_at),
+                    retain_until_ms=to_ms(d.ends_at + RETAIN_AFTER_END),
+                )
+            )
+            out.append(
+                PublishedSlot(
+                    slot_id,
+                    d.resource_code,
+                    d.starts_at,
+                    d.ends_at,
+                    d.capacity,
+                    d.release_at,
+                    d.row not in republished,
+                )
+            )
         await catalog.insert_slots(conn, rows)
     await services.slots.publish(specs)
     return out

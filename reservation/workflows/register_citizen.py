@@ -36,8 +36,15 @@ async def register(services: Services, *, name: str, phone: str, id_number: str)
     id_hmac, masked, birth = _parse_id(services, id_number)
     account_id = new_account_id()
     async with services.pool.acquire() as conn:
-        await account_store.create_account(conn, account_id=account_id, name=name, phone=phone,
-                                           id_hmac=id_hmac, id_masked=masked, birth_date=birth)
+        await account_store.create_account(
+            conn,
+            account_id=account_id,
+            name=name,
+            phone=phone,
+            id_hmac=id_hmac,
+            id_masked=masked,
+            birth_date=birth,
+        )
     return Session(account_id, services.auth.signer.issue(account_id), masked)
 
 

@@ -18,29 +18,35 @@ def assert_error(body: dict[str, Any], code: str) -> None:
 
 
 async def test_malformed_json(api: Api) -> None:
-    resp = await api.client.post("/v1/citizens", data=b"{not json",
-                                 headers={"Content-Type": "application/json"})
+    resp = await api.client.post(
+        "/v1/citizens", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 400
     assert_error(await resp.json(), "malformed_json")
 
 
 async def test_empty_body(api: Api) -> None:
-    resp = await api.client.post("/v1/citizens", data=b"",
-                                 headers={"Content-Type": "application/json"})
+    resp = await api.client.post(
+        "/v1/citizens", data=b"", headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 400
     assert_error(await resp.json(), "malformed_json")
 
 
 async def test_wrong_content_type(api: Api) -> None:
-    resp = await api.client.post("/v1/citizens", data=b"name=x",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = await api.client.post(
+        "/v1/citizens",
+        data=b"name=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert resp.status == 415
     assert_error(await resp.json(), "unsupported_media_type")
 
 
 async def test_wrong_types_list_every_field(api: Api) -> None:
-    resp = await api.client.post("/v1/citizens", json={"name": 5, "phone": "12",
-                                                       "id_number": ["x"]})
+    resp = await api.client.post(
+        "/v1/citizens", json={"name": 5, "phone": "12", "id_number": ["x"]}
+    )
     assert resp.status == 422
     body = await resp.json()
     assert_error(body, "validation_failed")
@@ -55,21 +61,27 @@ async def test_json_array_instead_of_object(api: Api) -> None:
 
 
 async def test_unknown_field_rejected(api: Api) -> None:
-    resp = await api.client.post("/v1/citizens", json={
-        "name": "李四", "phone": make_phone(), "id_number": make_id_number(), "admin": True})
+    resp = await api.client.post(
+        "/v1/citizens",
+        json={"name": "李四", "phone": make_phone(), "id_number": make_id_number(), "admin": True},
+    )
     assert resp.status == 422
     assert [e["field"] for e in (await resp.json())["fields"]["errors"]] == ["admin"]
 
 
-@pytest.mark.parametrize("id_number", [
-    "110105199001011231",  # wrong check digit
-    "110105199013011236",  # month 13
-    "11010519900101123",   # 17 digits
-    "1101052990010112x3",  # garbage
-])
+@pytest.mark.parametrize(
+    "id_number",
+    [
+        "110105199001011231",  # wrong check digit
+        "110105199013011236",  # month 13
+        "11010519900101123",  # 17 digits
+        "1101052990010112x3",  # garbage
+    ],
+)
 async def test_invalid_id_number(api: Api, id_number: str) -> None:
-    resp = await api.client.post("/v1/citizens", json={
-        "name": "李四", "phone": make_phone(), "id_number": id_number})
+    resp = await api.client.post(
+        "/v1/citizens", json={"name": "李四", "phone": make_phone(), "id_number": id_number}
+    )
     assert resp.status == 422
     body = await resp.json()
     assert_error(body, "validation_failed")
@@ -80,19 +92,22 @@ async def test_invalid_id_number(api: Api, id_number: str) -> None:
 
 async def test_id_number_registered_twice(api: Api) -> None:
     number = make_id_number()
-    first = await api.client.post("/v1/citizens", json={
-        "name": "王五", "phone": make_phone(), "id_number": number})
+    first = await api.client.post(
+        "/v1/citizens", json={"name": "王五", "phone": make_phone(), "id_number": number}
+    )
     assert first.status == 201
-    second = await api.client.post("/v1/citizens", json={
-        "name": "王五", "phone": make_phone(), "id_number": number})
+    second = await api.client.post(
+        "/v1/citizens", json={"name": "王五", "phone": make_phone(), "id_number": number}
+    )
     assert second.status == 409
     assert_error(await second.json(), "conflict")
 
 
 async def test_oversized_body(api: Api) -> None:
     big = b'{"name": "' + b"x" * (api.services.settings.max_body_bytes + 10) + b'"}'
-    resp = await api.client.post("/v1/citizens", data=io.BytesIO(big),
-                                 headers={"Content-Type": "application/json"})
+    resp = await api.client.post(
+        "/v1/citizens", data=io.BytesIO(big), headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 413
     assert_error(await resp.json(), "body_too_large")
 
@@ -100,8 +115,9 @@ async def test_oversized_body(api: Api) -> None:
 async def test_unknown_slot(api: Api) -> None:
     citizen = await register(api.client)
     for slot_id in ("s1-00000000deadbeef", "nonsense", "s99999-zz"):
-        resp = await api.client.post("/v1/bookings", json={"slot_id": slot_id},
-                                     headers=citizen["headers"])
+        resp = await api.client.post(
+            "/v1/bookings", json={"slot_id": slot_id}, headers=citizen["headers"]
+        )
         assert resp.status == 404, slot_id
         assert_error(await resp.json(), "not_found")
 
@@ -113,8 +129,7 @@ async def test_missing_and_forged_tokens(api: Api) -> None:
     assert_error(await no_token.json(), "unauthorized")
     account, expiry = citizen["token"].split(".")[1:3]
     forged = f"ct.{account}.{int(expiry) + 1000}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    for header in (f"Bearer {forged}", "Bearer ct.x", "Basic abc", "Bearer sk_unknown",
-                   "Bearer "):
+    for header in (f"Bearer {forged}", "Bearer ct.x", "Basic abc", "Bearer sk_unknown", "Bearer "):
         resp = await api.client.get("/v1/bookings", headers={"Authorization": header})
         assert resp.status == 401, header
         assert_error(await resp.json(), "unauthorized")
@@ -151,15 +166,23 @@ async def test_publication_with_bad_rows_publishes_nothing(api: Api) -> None:
     unknown = api.slot(hours_ahead=50, code="nobody")
     resp = await api.client.post(
         "/v1/providers/hosp-a/slots",
-        json={"resources": [{"code": "dr-li", "name": "Dr Li"}],
-              "slots": [good, past, zero, overlapping, backwards, unknown]},
-        headers=api.staff_headers("hosp-a"))
+        json={
+            "resources": [{"code": "dr-li", "name": "Dr Li"}],
+            "slots": [good, past, zero, overlapping, backwards, unknown],
+        },
+        headers=api.staff_headers("hosp-a"),
+    )
     assert resp.status == 422
     body = await resp.json()
     rows = {(e["row"], e["field"]) for e in body["fields"]["errors"]}
-    assert rows == {(1, "starts_at"), (1, "release_at"), (2, "capacity"), (3, "starts_at"),
-                    (4, "ends_at"),
-                    (5, "resource_code")}
+    assert rows == {
+        (1, "starts_at"),
+        (1, "release_at"),
+        (2, "capacity"),
+        (3, "starts_at"),
+        (4, "ends_at"),
+        (5, "resource_code"),
+    }
     async with api.services.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM slots") == 0
         assert await conn.fetchval("SELECT count(*) FROM resources") == 0
@@ -177,8 +200,11 @@ async def test_bad_idempotency_key(api: Api) -> None:
     [slot] = await api.publish("hosp-a", [api.slot()])
     citizen = await register(api.client)
     for key in ("x" * 129, "has space", "中文"):
-        resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]},
-                                     headers={**citizen["headers"], "Idempotency-Key": key})
+        resp = await api.client.post(
+            "/v1/bookings",
+            json={"slot_id": slot["id"]},
+            headers={**citizen["headers"], "Idempotency-Key": key},
+        )
         assert resp.status == 422, key
         assert (await resp.json())["fields"]["errors"][0]["field"] == "header.Idempotency-Key"
     assert (await api.services.slots.available([slot["id"]]))[slot["id"]] == 5

@@ -17,7 +17,8 @@ async def _citizens(api: Api, n: int) -> list[dict[str, str]]:
         await conn.executemany(
             "INSERT INTO accounts (id, name, phone, id_hmac, id_masked, birth_date)"
             " VALUES ($1, 'rush', $2, $3, 'x', '1990-01-01')",
-            [(a, f"1{i:010d}", f"{make_id_number()}-{a}") for i, a in enumerate(ids)])
+            [(a, f"1{i:010d}", f"{make_id_number()}-{a}") for i, a in enumerate(ids)],
+        )
     signer = api.services.auth.signer
     return [{"Authorization": f"Bearer {signer.issue(a)}"} for a in ids]
 
@@ -27,8 +28,7 @@ async def test_2000_concurrent_holds_on_150_places(api: Api) -> None:
     citizens = await _citizens(api, 2000)
 
     async def attempt(headers: dict[str, str]) -> int:
-        resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]},
-                                     headers=headers)
+        resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=headers)
         await resp.read()
         return resp.status
 
@@ -44,8 +44,7 @@ async def test_concurrent_retries_of_one_request_hold_once(api: Api) -> None:
     headers = {**headers, "Idempotency-Key": "double-click"}
 
     async def attempt() -> str:
-        resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]},
-                                     headers=headers)
+        resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=headers)
         assert resp.status in (200, 201)
         return str((await resp.json())["id"])
 
@@ -59,13 +58,15 @@ async def test_confirm_races_expiry_one_outcome(api: Api) -> None:
     never both."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=1)])
     [headers] = await _citizens(api, 1)
-    hold = await (await api.client.post("/v1/bookings", json={"slot_id": slot["id"]},
-                                        headers=headers)).json()
+    hold = await (
+        await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=headers)
+    ).json()
     deadline = dt.datetime.fromisoformat(hold["deadline"])
     api.clock.now_ms = int(deadline.timestamp() * 1000)  # exactly at the deadline
     confirm, expired = await asyncio.gather(
         api.client.post(f"/v1/bookings/{hold['id']}/confirm", headers=headers),
-        api.services.slots.expire_due(int(hold["id"][1:].split("-")[0]), api.clock(), 10))
+        api.services.slots.expire_due(int(hold["id"][1:].split("-")[0]), api.clock(), 10),
+    )
     available = (await api.services.slots.available([slot["id"]]))[slot["id"]]
     if confirm.status == 200:
         assert (expired, available) == (0, 0)

@@ -50,8 +50,11 @@ async def test_metrics_count_requests_and_outcomes(api: Api) -> None:
     text = await (await api.client.get("/metrics")).text()
     assert 'fairseat_holds_total{kind="slot",outcome="held"} 1.0' in text
     assert 'fairseat_holds_total{kind="slot",outcome="sold_out"} 1.0' in text
-    assert re.search(r'fairseat_http_requests_total\{method="POST",route="/v1/bookings",'
-                     r'status="201"\} 1\.0', text)
+    assert re.search(
+        r'fairseat_http_requests_total\{method="POST",route="/v1/bookings",'
+        r'status="201"\} 1\.0',
+        text,
+    )
     assert "fairseat_http_request_seconds_bucket" in text
 
 
@@ -62,8 +65,11 @@ async def test_openapi_describes_every_route(api: Api) -> None:
         op = doc["paths"][route.path][route.method.lower()]
         assert op["summary"]
         assert op["responses"]
-    registered = {(r.method, r.resource.canonical) for r in api.client.app.router.routes()
-                  if r.resource is not None and r.method != "HEAD"}
+    registered = {
+        (r.method, r.resource.canonical)
+        for r in api.client.app.router.routes()
+        if r.resource is not None and r.method != "HEAD"
+    }
     described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert registered == described
     assert "RegisterCitizen" in doc["components"]["schemas"]
@@ -73,7 +79,13 @@ async def test_error_responses_are_counted(api: Api) -> None:
     await api.client.post("/v1/citizens", json={"name": 1})
     await api.client.get("/v1/bookings")
     text = await (await api.client.get("/metrics")).text()
-    assert re.search(r'fairseat_http_requests_total\{method="POST",route="/v1/citizens",'
-                     r'status="422"\} 1\.0', text)
-    assert re.search(r'fairseat_http_requests_total\{method="GET",route="/v1/bookings",'
-                     r'status="401"\} 1\.0', text)
+    assert re.search(
+        r'fairseat_http_requests_total\{method="POST",route="/v1/citizens",'
+        r'status="422"\} 1\.0',
+        text,
+    )
+    assert re.search(
+        r'fairseat_http_requests_total\{method="GET",route="/v1/bookings",'
+        r'status="401"\} 1\.0',
+        text,
+    )

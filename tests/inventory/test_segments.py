@@ -106,15 +106,21 @@ def test_gaps_and_sold_segments_partition_the_run(pattern: str) -> None:
     assert sum(g1 - g0 for g0, g1 in free_gaps(pattern)) + popcount(pattern) == len(pattern)
 
 
-@given(st.integers(1, 10).flatmap(lambda n: st.tuples(st.just(n), st.lists(
-    st.lists(st.sampled_from("01"), min_size=n, max_size=n).map("".join), max_size=30))))
+@given(
+    st.integers(1, 10).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(
+                st.lists(st.sampled_from("01"), min_size=n, max_size=n).map("".join), max_size=30
+            ),
+        )
+    )
+)
 def test_remaining_from_gap_counts_equals_seat_by_seat(case: tuple[int, list[str]]) -> None:
     nseg, seats = case
     table = remaining_all(nseg, gap_counts(seats))
     assert table.pairs() == {
-        (a, b): remaining_brute(seats, a, b)
-        for a in range(nseg)
-        for b in range(a + 1, nseg + 1)
+        (a, b): remaining_brute(seats, a, b) for a in range(nseg) for b in range(a + 1, nseg + 1)
     }
 
 

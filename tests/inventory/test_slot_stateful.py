@@ -21,8 +21,11 @@ from inventory.slot_engine import SlotEngine, SlotSpec, hold_id_for
 from inventory.slot_model import SlotModel
 from reservation.workflows.hold_slot import hold_within_cap
 
-SLOTS = [("s1-00000000000000a1", "res-a", 2), ("s1-00000000000000a2", "res-a", 1),
-         ("s7-00000000000000b1", "res-b", 3)]
+SLOTS = [
+    ("s1-00000000000000a1", "res-a", 2),
+    ("s1-00000000000000a2", "res-a", 1),
+    ("s7-00000000000000b1", "res-b", 3),
+]
 ACCOUNTS = [f"acct{i}" for i in range(5)]
 START_MS = 1_900_000_000_000  # far enough ahead that Redis TTLs never fire mid-test
 MAX_HOLDS = 2
@@ -43,14 +46,28 @@ class SlotMachine(RuleBasedStateMachine):
         self.model = SlotModel()
         self.now = START_MS
         self.hold_ids: list[tuple[str, str]] = []  # (hold id, account)
-        specs = [SlotSpec(slot_id=sid, resource_id=res, day="2030-03-01", capacity=cap,
-                          release_ms=START_MS, ends_ms=START_MS + 86_400_000,
-                          retain_until_ms=START_MS + 2 * 86_400_000)
-                 for sid, res, cap in SLOTS]
+        specs = [
+            SlotSpec(
+                slot_id=sid,
+                resource_id=res,
+                day="2030-03-01",
+                capacity=cap,
+                release_ms=START_MS,
+                ends_ms=START_MS + 86_400_000,
+                retain_until_ms=START_MS + 2 * 86_400_000,
+            )
+            for sid, res, cap in SLOTS
+        ]
         self.run(self.engine.publish(specs))
         for sid, res, cap in SLOTS:
-            self.model.publish(sid, capacity=cap, release_ms=START_MS,
-                               ends_ms=START_MS + 86_400_000, resource_id=res, day="2030-03-01")
+            self.model.publish(
+                sid,
+                capacity=cap,
+                release_ms=START_MS,
+                ends_ms=START_MS + 86_400_000,
+                resource_id=res,
+                day="2030-03-01",
+            )
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -71,20 +88,35 @@ class SlotMachine(RuleBasedStateMachine):
             return SlotCode.REPLAY if replay else SlotCode.OK
         return code_of(exc)
 
-    @rule(slot=st.sampled_from(SLOTS), account=st.sampled_from(ACCOUNTS),
-          key=st.integers(0, 6))
+    @rule(slot=st.sampled_from(SLOTS), account=st.sampled_from(ACCOUNTS), key=st.integers(0, 6))
     def hold(self, slot: tuple[str, str, int], account: str, key: int) -> None:
         slot_id = slot[0]
         hold_id = hold_id_for(slot_id, f"{account}{key:04d}".encode().hex())
         person = "person-" + account
-        expected = self.model.hold(slot_id=slot_id, hold_id=hold_id, account_id=account,
-                                   person=person, now_ms=self.now,
-                                   deadline_ms=self.now + HOLD_MS, max_live_holds=MAX_HOLDS)
+        expected = self.model.hold(
+            slot_id=slot_id,
+            hold_id=hold_id,
+            account_id=account,
+            person=person,
+            now_ms=self.now,
+            deadline_ms=self.now + HOLD_MS,
+            max_live_holds=MAX_HOLDS,
+        )
         try:
-            result = self.run(hold_within_cap(
-                self.engine, self.gate, slot_id=slot_id, hold_id=hold_id, account_id=account,
-                person=person, idempotency_key=str(key), now_ms=self.now,
-                deadline_ms=self.now + HOLD_MS, cap=MAX_HOLDS))
+            result = self.run(
+                hold_within_cap(
+                    self.engine,
+                    self.gate,
+                    slot_id=slot_id,
+                    hold_id=hold_id,
+                    account_id=account,
+                    person=person,
+                    idempotency_key=str(key),
+                    now_ms=self.now,
+                    deadline_ms=self.now + HOLD_MS,
+                    cap=MAX_HOLDS,
+                )
+            )
             got = self._code(None, result.replay)
         except InventoryError as exc:
             got = self._code(exc, False)
@@ -100,8 +132,9 @@ class SlotMachine(RuleBasedStateMachine):
         caller = ACCOUNTS[(ACCOUNTS.index(account) + 1) % len(ACCOUNTS)] if as_other else account
         expected = self.model.confirm(hold_id=hold_id, account_id=caller, now_ms=self.now)
         try:
-            result = self.run(self.engine.confirm(hold_id=hold_id, account_id=caller,
-                                                  now_ms=self.now))
+            result = self.run(
+                self.engine.confirm(hold_id=hold_id, account_id=caller, now_ms=self.now)
+            )
             got = self._code(None, result.replay)
             self.run(self.gate.release(account_id=caller, hold_id=hold_id))
         except InventoryError as exc:
@@ -114,12 +147,20 @@ class SlotMachine(RuleBasedStateMachine):
             return
         hold_id, account = self.hold_ids[index % len(self.hold_ids)]
         slot_id = self.model.holds[hold_id].slot_id
-        expected = self.model.release(hold_id=hold_id, account_id=account, now_ms=self.now,
-                                      state="cancelled")
+        expected = self.model.release(
+            hold_id=hold_id, account_id=account, now_ms=self.now, state="cancelled"
+        )
         try:
-            result = self.run(self.engine.release(
-                hold_id=hold_id, slot_id=slot_id, account_id=account, now_ms=self.now,
-                state="cancelled", reason="test"))
+            result = self.run(
+                self.engine.release(
+                    hold_id=hold_id,
+                    slot_id=slot_id,
+                    account_id=account,
+                    now_ms=self.now,
+                    state="cancelled",
+                    reason="test",
+                )
+            )
             got = self._code(None, result.replay)
             self.run(self.gate.release(account_id=account, hold_id=hold_id))
         except InventoryError as exc:
@@ -131,18 +172,27 @@ class SlotMachine(RuleBasedStateMachine):
         self.now += seconds * 1000
         due = self.model.due(self.now)
         for hold_id in due:
-            assert self.model.release(hold_id=hold_id, account_id=None, now_ms=self.now,
-                                      state="expired") == SlotCode.OK
-        expired = sum(self.run(self.engine.expire_due(shard, self.now, 100))
-                      for shard in range(self.keys.shard_count))
+            assert (
+                self.model.release(
+                    hold_id=hold_id, account_id=None, now_ms=self.now, state="expired"
+                )
+                == SlotCode.OK
+            )
+        expired = sum(
+            self.run(self.engine.expire_due(shard, self.now, 100))
+            for shard in range(self.keys.shard_count)
+        )
         assert expired == len(due)
 
     @invariant()
     def agrees_with_model_and_never_oversells(self) -> None:
         available = self.run(self.engine.available([s[0] for s in SLOTS]))
         for slot_id, _res, capacity in SLOTS:
-            live = sum(1 for h in self.model.holds.values()
-                       if h.slot_id == slot_id and h.state in ("held", "confirmed"))
+            live = sum(
+                1
+                for h in self.model.holds.values()
+                if h.slot_id == slot_id and h.state in ("held", "confirmed")
+            )
             assert available[slot_id] == self.model.slots[slot_id].available
             assert available[slot_id] == capacity - live
             assert 0 <= available[slot_id] <= capacity
@@ -155,6 +205,10 @@ class SlotMachine(RuleBasedStateMachine):
 def test_slot_engine_matches_model(redis_url: str) -> None:
     SlotMachine.redis_url = redis_url
     test = SlotMachine.TestCase
-    test.settings = settings(max_examples=40, stateful_step_count=30, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+    test.settings = settings(
+        max_examples=40,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     test().runTest()

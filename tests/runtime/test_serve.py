@@ -45,8 +45,9 @@ def _wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
 
 
 class Served:
-    def __init__(self, proc: subprocess.Popen[str], url: str, data_dir: Path,
-                 ready_after: float) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], url: str, data_dir: Path, ready_after: float
+    ) -> None:
         self.proc, self.url, self.data_dir, self.ready_after = proc, url, data_dir, ready_after
         self.runtime: dict[str, Any] = json.loads((data_dir / "runtime.json").read_text())
         self.lines: list[str] = []
@@ -54,11 +55,20 @@ class Served:
 
 def _start(data_dir: Path, port: int) -> Served:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(FAIRSEAT_DATA_DIR=str(data_dir), FAIRSEAT_PORT=str(port),
-               FAIRSEAT_WORKERS="2", PYTHONUNBUFFERED="1")
+    env.update(
+        FAIRSEAT_DATA_DIR=str(data_dir),
+        FAIRSEAT_PORT=str(port),
+        FAIRSEAT_WORKERS="2",
+        PYTHONUNBUFFERED="1",
+    )
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "reservation.cli", "serve"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reservation.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
@@ -99,20 +109,23 @@ async def test_serve_embedded_books_into_postgres_and_stops_cleanly(served: Serv
     async with ClientSession() as http:
         async with http.get(served.url + "/readyz") as resp:
             assert resp.status == 200
-        async with http.post(served.url + "/v1/citizens", json={
-                "name": "赵六", "phone": make_phone(), "id_number": make_id_number()}) as resp:
+        async with http.post(
+            served.url + "/v1/citizens",
+            json={"name": "赵六", "phone": make_phone(), "id_number": make_id_number()},
+        ) as resp:
             assert resp.status == 201
             auth = {"Authorization": "Bearer " + (await resp.json())["token"]}
-        async with http.get(served.url + "/v1/slots",
-                            params={"provider_id": "pumch"}) as resp:
+        async with http.get(served.url + "/v1/slots", params={"provider_id": "pumch"}) as resp:
             slots = (await resp.json())["slots"]
         assert slots and all(s["available"] == s["capacity"] for s in slots)
-        async with http.post(served.url + "/v1/bookings", json={"slot_id": slots[0]["id"]},
-                             headers=auth) as resp:
+        async with http.post(
+            served.url + "/v1/bookings", json={"slot_id": slots[0]["id"]}, headers=auth
+        ) as resp:
             assert resp.status == 201, await resp.text()
             booking_id = (await resp.json())["id"]
-        async with http.post(served.url + f"/v1/bookings/{booking_id}/confirm",
-                             headers=auth) as resp:
+        async with http.post(
+            served.url + f"/v1/bookings/{booking_id}/confirm", headers=auth
+        ) as resp:
             assert resp.status == 200, await resp.text()
         # Two workers share the port; /metrics must report both, whichever answers.
         for _ in range(4):
@@ -129,8 +142,12 @@ async def test_serve_embedded_books_into_postgres_and_stops_cleanly(served: Serv
         deadline = time.monotonic() + 10
         events: list[str] = []
         while time.monotonic() < deadline and len(events) < 2:
-            events = [r["type"] for r in await conn.fetch(
-                "SELECT type FROM inventory_events WHERE hold_id = $1 ORDER BY at", booking_id)]
+            events = [
+                r["type"]
+                for r in await conn.fetch(
+                    "SELECT type FROM inventory_events WHERE hold_id = $1 ORDER BY at", booking_id
+                )
+            ]
             time.sleep(0.1)
         assert sorted(events) == ["confirmed", "held"]
     finally:

@@ -1,0 +1,331 @@
+--[[
+seat_hold: hold seats for 1-5 passengers on segments [a, b) of one (run, class), all or nothing, best fit, adjacent when possible.
+KEYS[1] meta       hash    nseg, nseats, fp, run, cls (seat_load)
+KEYS[2] seats      hash    ordinal -> "<pattern>|<tail>", tail = "<ordinal:05d>|<coach>|<row>|<letter>|<kind>"
+KEYS[3] bypat      zset    "<pattern>|<tail>" (score 0, read by lex: by pattern, then ordinal)
+KEYS[4] pcount     hash    pattern -> number of seats with it (patterns present only)
+KEYS[5] gapidx     zset    "<g0><g1>|<popcount>|<pattern>" (two digits each, score 0): patterns by free gap
+KEYS[6] gapn       hash    "<g0>:<g1>" -> number of seats having that free gap (the 余票 source)
+KEYS[7] gaps       string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
+KEYS[8] pax        hash    passenger -> live hold id on this run (one ticket per person per run)
+KEYS[9] hold       hash    the hold; also the idempotency record (its id derives from account and key)
+KEYS[10] deadlines zset    hold id -> deadline ms (the shard's expiry index)
+KEYS[11] outbox    stream  the shard's outbox: gets a `held` event
+ARGV[1] now_ms
+ARGV[2] hold id ("<shard:03d>-<hex>", from the account and the idempotency key)
+ARGV[3] account id
+ARGV[4] a: first segment (boarding stop)
+ARGV[5] b: first segment not travelled (alighting stop)
+ARGV[6] wish: "" or a position kind (window, aisle, middle, upper, lower)
+ARGV[7] deadline_ms: the payment deadline, > now_ms
+ARGV[8] request fingerprint: the same idempotency key with another request is refused
+ARGV[9] change_of: the ticket this hold replaces (改签), or ""
+ARGV[10..] passenger ids, 1 to 5, distinct, one seat each in this order
+Returns: {code, hold id, deadline_ms, wish_met (1/0), tail...}  code 0 = OK, 1 = REPLAY (idempotent retry: the first answer), negative = refusal (see inventory/seat_codes.py), PERSON_LIMIT adds the passenger
+]]
+
+local OK, REPLAY, NOT_LOADED, BAD_REQUEST, NO_SEAT, PERSON_LIMIT, IDEM_MISMATCH = 0, 1, -1, -2, -3, -4, -5
+-- Bounded work per hold, whatever the number of seats (inventory/seat_model.py, plan_seats).
+local SAMPLE, MAX_BUCKETS, PATTERNS_PER_GAP = 16, 3, 5
+
+local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
+if not meta[1] then
+  return {NOT_LOADED}
+end
+local nseg = tonumber(meta[1])
+local now, hold_id, account = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local a, b, wish, deadline = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local pax = {}
+for i = 10, #ARGV do
+  pax[#pax + 1] = ARGV[i]
+end
+local n = #pax
+
+-- Lua has no rollback: every check comes before the first write.
+local function valid()
+  if not (now and a and b and tonumber(deadline)) then return false end
+  if a % 1 ~= 0 or b % 1 ~= 0 or a < 0 or a >= b or b > nseg then return false end
+  if n < 1 or n > 5 or tonumber(deadline) <= now then return false end
+  local seen = {}
+  for _, p in ipairs(pax) do
+    if p == '' or seen[p] then return false end
+    seen[p] = true
+  end
+  return true
+end
+if not valid() then
+  return {BAD_REQUEST}
+end
+
+-- A retry of the same request finds its hold and gets the first answer again.
+local prior = redis.call('HMGET', KEYS[9], 'fp', 'deadline', 'wish_met', 'seats')
+if prior[1] then
+  if prior[1] ~= ARGV[8] then
+    return {IDEM_MISMATCH}
+  end
+  local out = {REPLAY, hold_id, prior[2], prior[3]}
+  for t in string.gmatch(prior[4], '[^;]+') do
+    out[#out + 1] = t
+  end
+  return out
+end
+
+local owners = redis.call('HMGET', KEYS[8], unpack(pax))
+for i = 1, n do
+  if owners[i] then
+    return {PERSON_LIMIT, pax[i]}
+  end
+end
+
+-- shared:begin (identical in seat_hold.lua and seat_release.lua; a test compares them)
+local W = nseg + 1
+local gaps -- the gap cells, read on first use
+local dirty = {} -- gap cell -> new byte, written once at the end
+
+local function cell(g0, g1) return g0 * W + g1 + 1 end
+local function top(c)
+  if dirty[c] then return dirty[c] end
+  gaps = gaps or redis.call('GET', KEYS[7])
+  return string.byte(gaps, c)
+end
+local function gap_member(g0, g1, pop, p) return string.format('%02d%02d|%02d|', g0, g1, pop) .. p end
+local function gap_range(g0, g1) -- ZRANGE ... BYLEX REV bounds of one gap's patterns
+  local prefix = string.format('%02d%02d', g0, g1)
+  return '(' .. prefix .. '}', '[' .. prefix .. '|'
+end
+local function popcount(p) return select(2, string.gsub(p, '1', '')) end
+
+-- The maximal free runs of a pattern, flat: g0, g1, g0, g1, ...
+local function free_gaps(p)
+  local out, init = {}, 1
+  while true do
+    local s, e = string.find(p, '0+', init)
+    if not s then return out end
+    out[#out + 1] = s - 1
+    out[#out + 1] = e
+    init = e + 1
+  end
+end
+
+-- A pattern got its first seats: index it under each of its gaps.
+local function index_pattern(p)
+  local pop, g, args = popcount(p), free_gaps(p), {}
+  for i = 1, #g, 2 do
+    args[i], args[i + 1] = '0', gap_member(g[i], g[i + 1], pop, p)
+    local c = cell(g[i], g[i + 1])
+    if top(c) < pop + 1 then dirty[c] = pop + 1 end
+  end
+  if #args > 0 then redis.call('ZADD', KEYS[5], unpack(args)) end
+end
+
+-- A pattern lost its last seat: unindex it; where it was the top, the next best takes over.
+local function unindex_pattern(p)
+  local pop, g, args = popcount(p), free_gaps(p), {}
+  for i = 1, #g, 2 do
+    args[#args + 1] = gap_member(g[i], g[i + 1], pop, p)
+  end
+  if #args == 0 then return end
+  redis.call('ZREM', KEYS[5], unpack(args))
+  for i = 1, #g, 2 do
+    local c = cell(g[i], g[i + 1])
+    if top(c) == pop + 1 then
+      local hi, lo = gap_range(g[i], g[i + 1])
+      local best = redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+      dirty[c] = best and tonumber(string.sub(best, 6, 7)) + 1 or 0
+    end
+  end
+end
+
+-- Move seats (by tail) from pattern p to q; `gone` and `born` are the free gaps (flat
+-- g0, g1 pairs) the move takes from and gives to these seats, for the 余票 counts.
+local function shift(p, q, tails, gone, born)
+  local k, old, new, rec = #tails, {}, {}, {}
+  for i, t in ipairs(tails) do
+    local member = q .. '|' .. t
+    old[i] = p .. '|' .. t
+    new[2 * i - 1], new[2 * i] = '0', member
+    rec[2 * i - 1], rec[2 * i] = string.sub(t, 1, 5), member
+  end
+  redis.call('ZREM', KEYS[3], unpack(old))
+  redis.call('ZADD', KEYS[3], unpack(new))
+  redis.call('HSET', KEYS[2], unpack(rec))
+  if redis.call('HINCRBY', KEYS[4], p, -k) == 0 then
+    redis.call('HDEL', KEYS[4], p)
+    unindex_pattern(p)
+  end
+  if redis.call('HINCRBY', KEYS[4], q, k) == k then index_pattern(q) end
+  for i = 1, #gone, 2 do
+    local f = gone[i] .. ':' .. gone[i + 1]
+    if redis.call('HINCRBY', KEYS[6], f, -k) == 0 then redis.call('HDEL', KEYS[6], f) end
+  end
+  for i = 1, #born, 2 do
+    redis.call('HINCRBY', KEYS[6], born[i] .. ':' .. born[i + 1], k)
+  end
+end
+
+local function flush_gaps()
+  for c, v in pairs(dirty) do
+    redis.call('SETRANGE', KEYS[7], c - 1, string.char(v))
+  end
+end
+-- shared:end
+
+-- Group score, higher is better: one coach, fewest rows spanned, wish met.
+local function score(bk, s)
+  local coach, lo, hi, same, met = bk.coach[s], bk.row[s], bk.row[s], 1, wish == ''
+  for j = s, s + n - 1 do
+    if bk.coach[j] ~= coach then same = 0 end
+    if bk.row[j] < lo then lo = bk.row[j] end
+    if bk.row[j] > hi then hi = bk.row[j] end
+    if bk.kind[j] == wish then met = true end
+  end
+  return {same, same == 1 and lo - hi or -1000, met and 1 or 0}
+end
+local function better(x, y)
+  for i = 1, 3 do
+    if x[i] ~= y[i] then return x[i] > y[i] end
+  end
+  return false
+end
+
+-- 1. Candidate gaps, a tier at a time: the free gaps (g0 <= a, g1 >= b) some seat has,
+-- with t = 2, 1, 0 ends bordering the trip (2: no leftover to fragment); within a tier the
+-- busiest pattern first, then the tightest gap, then the lowest start. Most holds stop in
+-- tier 2 or 1, so tier 0 (the rest of the triangle) is rarely read.
+gaps = redis.call('GET', KEYS[7])
+local function present(list, from, to, step)
+  for c = from, to, step do
+    local v = string.byte(gaps, c)
+    if v > 0 then
+      local g0 = math.floor((c - 1) / W)
+      list[#list + 1] = {g0, c - 1 - g0 * W, v - 1}
+    end
+  end
+end
+local function tier(t)
+  local list = {}
+  if t == 2 then
+    present(list, cell(a, b), cell(a, b), 1)
+  elseif t == 1 then
+    present(list, cell(a, b + 1), cell(a, nseg), 1)
+    present(list, cell(a - 1, b), cell(0, b), -W)
+  else
+    for g0 = a - 1, 0, -1 do
+      -- a row at a time, skipping its empty cells in C
+      local from = cell(g0, b + 1)
+      local row = string.sub(gaps, from, cell(g0, nseg))
+      local i = string.find(row, '[^%z]')
+      while i do
+        present(list, from + i - 1, from + i - 1, 1)
+        i = string.find(row, '[^%z]', i + 1)
+      end
+    end
+  end
+  table.sort(list, function(x, y)
+    if x[3] ~= y[3] then return x[3] > y[3] end
+    if x[2] - x[1] ~= y[2] - y[1] then return x[2] - x[1] < y[2] - y[1] end
+    return x[1] < y[1]
+  end)
+  return list
+end
+
+-- 2. Walk the gaps' patterns, busiest first, sampling each bucket's lowest ordinals;
+-- 3. stop at a perfect group, or once MAX_BUCKETS buckets hold enough seats.
+local any_seat = n == 1 and wish == ''
+local k, per_gap = any_seat and 1 or SAMPLE, any_seat and 1 or PATTERNS_PER_GAP
+local buckets, total, best, best_bk, best_s = {}, 0, nil, nil, nil
+local function enough()
+  return (best and best[1] == 1 and best[2] == 0 and best[3] == 1) or (#buckets >= MAX_BUCKETS and total >= n)
+end
+local function walk(c)
+  local hi, lo = gap_range(c[1], c[2])
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, per_gap)) do
+    local p = string.sub(m, 9)
+    local rows = redis.call('ZRANGE', KEYS[3], '[' .. p .. '|', '(' .. p .. '}', 'BYLEX', 'LIMIT', 0, k)
+    local bk = {pattern = p, g0 = c[1], g1 = c[2], tail = {}, coach = {}, row = {}, kind = {}}
+    for i, r in ipairs(rows) do
+      local t = string.sub(r, nseg + 2)
+      bk.tail[i] = t
+      if not any_seat then
+        local coach, row, kind = string.match(t, '^%d+|([^|]*)|(%d+)|[^|]*|([^|]*)$')
+        bk.coach[i], bk.row[i], bk.kind[i] = coach, tonumber(row), kind
+      end
+    end
+    buckets[#buckets + 1] = bk
+    total = total + #rows
+    if any_seat then -- one passenger, no wish: the first seat is a perfect group
+      best, best_bk, best_s = {1, 0, 1}, bk, 1
+    end
+    for s = 1, any_seat and 0 or #rows - n + 1 do
+      local sc = score(bk, s)
+      if not best or better(sc, best) then best, best_bk, best_s = sc, bk, s end
+    end
+    if enough() then return true end
+  end
+  return false
+end
+for t = 2, 0, -1 do
+  local done = false
+  for _, c in ipairs(tier(t)) do
+    done = walk(c)
+    if done then break end
+  end
+  if done then break end
+end
+if total < n then
+  return {NO_SEAT}
+end
+
+-- The seats taken, per bucket: the best group of one bucket, else the first seats in walk order.
+local take = {}
+if best_bk then
+  local ts = {}
+  for j = best_s, best_s + n - 1 do ts[#ts + 1] = best_bk.tail[j] end
+  take[1] = {best_bk, ts}
+else
+  local left = n
+  for _, bk in ipairs(buckets) do
+    if left == 0 then break end
+    local ts = {}
+    for j = 1, math.min(#bk.tail, left) do ts[j] = bk.tail[j] end
+    left = left - #ts
+    take[#take + 1] = {bk, ts}
+  end
+end
+
+-- Writes from here on.
+local taken, met = {}, wish == ''
+for _, tk in ipairs(take) do
+  local bk, ts = tk[1], tk[2]
+  local p = bk.pattern
+  local q = string.sub(p, 1, a) .. string.rep('1', b - a) .. string.sub(p, b + 1)
+  local born = {}
+  if bk.g0 < a then born = {bk.g0, a} end
+  if b < bk.g1 then born[#born + 1] = b; born[#born + 1] = bk.g1 end
+  shift(p, q, ts, {bk.g0, bk.g1}, born)
+  for _, t in ipairs(ts) do
+    taken[#taken + 1] = t
+    if string.match(t, '|([^|]*)$') == wish then met = true end
+  end
+end
+flush_gaps()
+
+local seats, people, wish_met = table.concat(taken, ';'), table.concat(pax, ','), met and '1' or '0'
+redis.call('HSET', KEYS[9], 'kind', 'seat', 'run', meta[2], 'cls', meta[3], 'acct', account, 'a', ARGV[4],
+  'b', ARGV[5], 'seats', seats, 'pax', people, 'state', 'held', 'deadline', deadline,
+  'change_of', ARGV[9], 'fp', ARGV[8], 'wish_met', wish_met)
+redis.call('ZADD', KEYS[10], deadline, hold_id)
+local own = {}
+for i, p in ipairs(pax) do
+  own[2 * i - 1], own[2 * i] = p, hold_id
+end
+redis.call('HSET', KEYS[8], unpack(own))
+redis.call('XADD', KEYS[11], '*', 'type', 'held', 'hold', hold_id, 'kind', 'seat', 'run', meta[2],
+  'cls', meta[3], 'acct', account, 'a', ARGV[4], 'b', ARGV[5], 'seats', seats, 'pax', people,
+  'deadline', deadline, 'change_of', ARGV[9], 'at', ARGV[1])
+
+local out = {OK, hold_id, deadline, wish_met}
+for _, t in ipairs(taken) do
+  out[#out + 1] = t
+end
+return out

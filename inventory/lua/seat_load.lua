@@ -1,0 +1,55 @@
+--[[
+seat_load: publish the seat map of one (run, class) with every seat free; re-publishing the same map changes nothing.
+KEYS[1] meta    hash    nseg, nseats, fp, run, cls
+KEYS[2] seats   hash    ordinal -> "<pattern>|<tail>"
+KEYS[3] bypat   zset    "<pattern>|<tail>" (score 0, read by lex: by pattern, then ordinal)
+KEYS[4] pcount  hash    pattern -> number of seats with it
+KEYS[5] gapidx  zset    "<g0><g1>|<popcount>|<pattern>" (two digits each, score 0)
+KEYS[6] gapn    hash    "<g0>:<g1>" -> number of seats having that free gap
+KEYS[7] gaps    string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
+ARGV[1] nseg (1..63)
+ARGV[2] fingerprint of the map (same map, same fingerprint)
+ARGV[3] run id
+ARGV[4] seat class
+ARGV[5..] seat tails "<ordinal:05d>|<coach>|<row>|<letter>|<kind>", in ordinal order
+Returns: {code}  code 0 = OK (published), 1 = REPLAY (this map is already published), negative = refusal (see inventory/seat_codes.py)
+]]
+
+local OK, REPLAY, BAD_REQUEST, MAP_MISMATCH = 0, 1, -2, -12
+local CHUNK = 1000 -- unpack() stays far below Lua's C stack limit
+
+local nseg, fp = tonumber(ARGV[1]), ARGV[2]
+if not nseg or nseg < 1 or nseg > 63 or #ARGV < 5 then
+  return {BAD_REQUEST}
+end
+
+-- A published map is never reset: that would free sold seats.
+local current = redis.call('HGET', KEYS[1], 'fp')
+if current then
+  return {current == fp and REPLAY or MAP_MISMATCH}
+end
+
+local empty = string.rep('0', nseg)
+local nseats = #ARGV - 4
+for first = 5, #ARGV, CHUNK do
+  local last = math.min(first + CHUNK - 1, #ARGV)
+  local fields, members = {}, {}
+  for i = first, last do
+    local member = empty .. '|' .. ARGV[i]
+    fields[#fields + 1] = string.sub(ARGV[i], 1, 5)
+    fields[#fields + 1] = member
+    members[#members + 1] = 0
+    members[#members + 1] = member
+  end
+  redis.call('HSET', KEYS[2], unpack(fields))
+  redis.call('ZADD', KEYS[3], unpack(members))
+end
+
+-- Every seat is in the one pattern "all free", whose one gap is the whole run.
+redis.call('HSET', KEYS[4], empty, nseats)
+redis.call('ZADD', KEYS[5], 0, string.format('%02d%02d|00|', 0, nseg) .. empty)
+redis.call('HSET', KEYS[6], '0:' .. nseg, nseats)
+local cells = (nseg + 1) * (nseg + 1)
+redis.call('SET', KEYS[7], string.rep('\0', nseg) .. '\1' .. string.rep('\0', cells - nseg - 1))
+redis.call('HSET', KEYS[1], 'nseg', nseg, 'nseats', nseats, 'fp', fp, 'run', ARGV[3], 'cls', ARGV[4])
+return {OK}

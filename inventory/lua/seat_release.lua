@@ -1,0 +1,214 @@
+--[[
+seat_release: return a hold's segments to inventory, exactly once: cancel (owner), expire (sweeper, past the deadline) or change (改签 commit at the old ticket); abort_change records that a pending change will never commit.
+KEYS[1] meta       hash    (as seat_hold: KEYS[1..8] are the run-class inventory and the run's passenger index)
+KEYS[2] seats      hash
+KEYS[3] bypat      zset
+KEYS[4] pcount     hash
+KEYS[5] gapidx     zset
+KEYS[6] gapn       hash
+KEYS[7] gaps       string
+KEYS[8] pax        hash
+KEYS[9] hold       hash    the hold
+KEYS[10] deadlines zset    the shard's expiry index
+KEYS[11] outbox    stream  gets a `cancelled`, `expired` or `released` (reason changed) event
+ARGV[1] now_ms
+ARGV[2] hold id
+ARGV[3] mode: cancel | expire | change | abort_change
+ARGV[4] account: the owner, checked by cancel and change; "" for expire and abort_change (the sweeper)
+ARGV[5] keep_ms: lifetime of a cancelled or expired hold's record
+ARGV[6] cancel, expire: "1" once the hold's pending change was aborted at its old ticket, else ""; change, abort_change: the new hold id
+Returns: {code, state}  code 0 = OK (the new state), 1 = REPLAY (nothing to do: the state is final already, or the change decision stands), negative = refusal (see inventory/seat_codes.py)
+]]
+
+local OK, REPLAY, BAD_REQUEST, HOLD_NOT_FOUND, HOLD_NOT_LIVE = 0, 1, -2, -6, -7
+local NOT_DUE, CHANGE_PENDING, CHANGE_ABORTED, CORRUPT = -9, -10, -11, -13
+
+local now, hold_id, mode, account, extra = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[6]
+local h = redis.call('HMGET', KEYS[9], 'acct', 'state', 'a', 'b', 'seats', 'pax', 'deadline',
+  'change_of', 'changed_to', 'run', 'cls')
+local acct, state, change_of = h[1], h[2], h[8]
+if not acct then
+  if mode == 'expire' then
+    redis.call('ZREM', KEYS[10], hold_id) -- a deadline left by a hold that is gone
+  end
+  return {HOLD_NOT_FOUND}
+end
+if (mode == 'cancel' or mode == 'change') and acct ~= account then
+  return {HOLD_NOT_FOUND}
+end
+
+-- Decide first; Lua has no rollback.
+local target
+if mode == 'cancel' then
+  if state == 'held' and change_of ~= '' and extra ~= '1' then return {CHANGE_PENDING} end
+  if state ~= 'held' and state ~= 'confirmed' then return {REPLAY, state} end
+  target = 'cancelled'
+elseif mode == 'expire' then
+  if state ~= 'held' then return {REPLAY, state} end
+  if not now or now < tonumber(h[7]) then return {NOT_DUE} end
+  if change_of ~= '' and extra ~= '1' then return {CHANGE_PENDING} end
+  target = 'expired'
+elseif (mode == 'change' or mode == 'abort_change') and extra ~= '' then
+  -- The old ticket is where a change is decided; the first decision stands.
+  if state == 'changed' and h[9] == extra then return {REPLAY, 'changed'} end
+  if state == 'changed' and mode == 'change' then return {HOLD_NOT_LIVE, state} end
+  local aborted = redis.call('HEXISTS', KEYS[9], 'abort:' .. extra) == 1
+  if mode == 'abort_change' then
+    if aborted then return {REPLAY, 'aborted'} end
+    redis.call('HSET', KEYS[9], 'abort:' .. extra, ARGV[1])
+    return {OK, 'aborted'}
+  end
+  if aborted then return {CHANGE_ABORTED} end
+  if state ~= 'confirmed' then return {HOLD_NOT_LIVE, state} end
+  target = 'changed'
+else
+  return {BAD_REQUEST}
+end
+
+-- The keys must be the hold's own unit, and each seat sold on [a, b) exactly as the hold
+-- says; otherwise nothing is written.
+local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
+if meta[2] ~= h[10] or meta[3] ~= h[11] then
+  return {BAD_REQUEST}
+end
+local nseg = tonumber(meta[1])
+local a, b = tonumber(h[3]), tonumber(h[4])
+local tails, ords = {}, {}
+for t in string.gmatch(h[5], '[^;]+') do
+  tails[#tails + 1], ords[#ords + 1] = t, string.sub(t, 1, 5)
+end
+local records = redis.call('HMGET', KEYS[2], unpack(ords))
+local groups, order = {}, {}
+for i, r in ipairs(records) do
+  if not r or string.sub(r, nseg + 2) ~= tails[i] or string.find(string.sub(r, a + 1, b), '0', 1, true) then
+    return {CORRUPT}
+  end
+  local p = string.sub(r, 1, nseg)
+  if not groups[p] then
+    groups[p] = {}
+    order[#order + 1] = p
+  end
+  table.insert(groups[p], tails[i])
+end
+
+-- shared:begin (identical in seat_hold.lua and seat_release.lua; a test compares them)
+local W = nseg + 1
+local gaps -- the gap cells, read on first use
+local dirty = {} -- gap cell -> new byte, written once at the end
+
+local function cell(g0, g1) return g0 * W + g1 + 1 end
+local function top(c)
+  if dirty[c] then return dirty[c] end
+  gaps = gaps or redis.call('GET', KEYS[7])
+  return string.byte(gaps, c)
+end
+local function gap_member(g0, g1, pop, p) return string.format('%02d%02d|%02d|', g0, g1, pop) .. p end
+local function gap_range(g0, g1) -- ZRANGE ... BYLEX REV bounds of one gap's patterns
+  local prefix = string.format('%02d%02d', g0, g1)
+  return '(' .. prefix .. '}', '[' .. prefix .. '|'
+end
+local function popcount(p) return select(2, string.gsub(p, '1', '')) end
+
+-- The maximal free runs of a pattern, flat: g0, g1, g0, g1, ...
+local function free_gaps(p)
+  local out, init = {}, 1
+  while true do
+    local s, e = string.find(p, '0+', init)
+    if not s then return out end
+    out[#out + 1] = s - 1
+    out[#out + 1] = e
+    init = e + 1
+  end
+end
+
+-- A pattern got its first seats: index it under each of its gaps.
+local function index_pattern(p)
+  local pop, g, args = popcount(p), free_gaps(p), {}
+  for i = 1, #g, 2 do
+    args[i], args[i + 1] = '0', gap_member(g[i], g[i + 1], pop, p)
+    local c = cell(g[i], g[i + 1])
+    if top(c) < pop + 1 then dirty[c] = pop + 1 end
+  end
+  if #args > 0 then redis.call('ZADD', KEYS[5], unpack(args)) end
+end
+
+-- A pattern lost its last seat: unindex it; where it was the top, the next best takes over.
+local function unindex_pattern(p)
+  local pop, g, args = popcount(p), free_gaps(p), {}
+  for i = 1, #g, 2 do
+    args[#args + 1] = gap_member(g[i], g[i + 1], pop, p)
+  end
+  if #args == 0 then return end
+  redis.call('ZREM', KEYS[5], unpack(args))
+  for i = 1, #g, 2 do
+    local c = cell(g[i], g[i + 1])
+    if top(c) == pop + 1 then
+      local hi, lo = gap_range(g[i], g[i + 1])
+      local best = redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+      dirty[c] = best and tonumber(string.sub(best, 6, 7)) + 1 or 0
+    end
+  end
+end
+
+-- Move seats (by tail) from pattern p to q; `gone` and `born` are the free gaps (flat
+-- g0, g1 pairs) the move takes from and gives to these seats, for the 余票 counts.
+local function shift(p, q, tails, gone, born)
+  local k, old, new, rec = #tails, {}, {}, {}
+  for i, t in ipairs(tails) do
+    local member = q .. '|' .. t
+    old[i] = p .. '|' .. t
+    new[2 * i - 1], new[2 * i] = '0', member
+    rec[2 * i - 1], rec[2 * i] = string.sub(t, 1, 5), member
+  end
+  redis.call('ZREM', KEYS[3], unpack(old))
+  redis.call('ZADD', KEYS[3], unpack(new))
+  redis.call('HSET', KEYS[2], unpack(rec))
+  if redis.call('HINCRBY', KEYS[4], p, -k) == 0 then
+    redis.call('HDEL', KEYS[4], p)
+    unindex_pattern(p)
+  end
+  if redis.call('HINCRBY', KEYS[4], q, k) == k then index_pattern(q) end
+  for i = 1, #gone, 2 do
+    local f = gone[i] .. ':' .. gone[i + 1]
+    if redis.call('HINCRBY', KEYS[6], f, -k) == 0 then redis.call('HDEL', KEYS[6], f) end
+  end
+  for i = 1, #born, 2 do
+    redis.call('HINCRBY', KEYS[6], born[i] .. ':' .. born[i + 1], k)
+  end
+end
+
+local function flush_gaps()
+  for c, v in pairs(dirty) do
+    redis.call('SETRANGE', KEYS[7], c - 1, string.char(v))
+  end
+end
+-- shared:end
+
+-- Freed [a, b) merges with the free runs on either side into one gap (g0, g1).
+for _, p in ipairs(order) do
+  local q = string.sub(p, 1, a) .. string.rep('0', b - a) .. string.sub(p, b + 1)
+  local g0 = string.find(string.sub(p, 1, a), '0*$') - 1
+  local _, g1 = string.find(p, '^0*', b + 1)
+  local gone = {}
+  if g0 < a then gone = {g0, a} end
+  if b < g1 then gone[#gone + 1] = b; gone[#gone + 1] = g1 end
+  shift(p, q, groups[p], gone, {g0, g1})
+end
+flush_gaps()
+
+local pax = {}
+for p in string.gmatch(h[6], '[^,]+') do
+  pax[#pax + 1] = p
+end
+redis.call('HDEL', KEYS[8], unpack(pax)) -- a live hold's passengers point to it alone
+redis.call('ZREM', KEYS[10], hold_id)
+local changed_to = target == 'changed' and extra or ''
+redis.call('HSET', KEYS[9], 'state', target, 'changed_to', changed_to, 'ended', ARGV[1])
+redis.call('XADD', KEYS[11], '*', 'type', target == 'changed' and 'released' or target, 'hold', hold_id,
+  'kind', 'seat', 'run', h[10], 'cls', h[11], 'acct', acct, 'a', h[3], 'b', h[4], 'seats', h[5],
+  'pax', h[6], 'reason', target, 'changed_to', changed_to, 'at', ARGV[1])
+-- A changed ticket's record is the commit of its change: kept, so a sweeper can always read it.
+if target ~= 'changed' then
+  redis.call('PEXPIRE', KEYS[9], ARGV[5])
+end
+return {OK, target}

@@ -1,0 +1,472 @@
+"""The seat inventory on Redis: a thin async wrapper around ``inventory/lua/seat_*.lua``.
+
+Each operation is one script call in the run's shard (plus, for cancel and expire, one read
+of the hold's run and class to name its keys). Refusals come back as negative codes and are
+raised as the typed errors of :mod:`inventory.seat_codes`. :class:`inventory.seat_model.
+SeatModel` is the reference this engine is tested against, operation by operation.
+
+改签 (change) spans two shards and is built from idempotent steps:
+1. hold the new seat in the new run's shard, marked ``change_of=<old hold>``;
+2. decide at the old ticket (old shard): *commit* releases the old seat as ``changed``;
+3. confirm the new hold (allowed past its deadline once committed).
+The old ticket's record is the single place the change is decided. A crash before 2 leaves
+the old ticket intact and a pending new hold that nobody can confirm or cancel by accident;
+at its deadline the sweeper (:meth:`SeatEngine.expire`) records *abort* at the old ticket
+first and only then frees the new seat. A crash after 2 leaves a committed change: a retry
+of :meth:`SeatEngine.change` with the same key, or the sweeper, finds the commit and
+confirms the new hold. So the passenger always holds the old seat, the new one, or both for
+a moment, never neither; every seat-segment is returned exactly once.
+
+Outbox events (the shard's stream, appended in the same script call as the change):
+``type`` (held, confirmed, cancelled, expired, released), ``hold``, ``kind=seat``, ``run``,
+``cls``, ``acct``, ``a``, ``b``, ``seats`` (";"-joined ``ordinal|coach|row|letter|position``
+in passenger order), ``pax`` (","-joined passenger ids), ``at`` (now_ms); held adds
+``deadline`` and ``change_of``, confirmed adds ``change_of``, the releases add ``reason`` and
+``changed_to`` (the new hold of a 改签).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from inventory.errors import HoldNotLive, InventoryError, NotOwner
+from inventory.keys import Keys
+from inventory.scripts import script_source
+from inventory.seat_codes import ChangeAborted, SeatCode, error_for
+from inventory.seat_keys import SeatKeys, SeatUnitKeys
+from inventory.seat_model import (
+    HoldInfo,
+    Outcome,
+    SeatHold,
+    SeatRef,
+    SeatSpec,
+    check_hold_request,
+    hold_fingerprint,
+    map_fingerprint,
+    ref_from_tail,
+    seat_map,
+)
+from inventory.segments import (
+    MAX_SEGMENTS,
+    Remaining,
+    check_trip,
+    free_gaps,
+    parse_gap_field,
+    popcount,
+    remaining_all,
+)
+
+__all__ = ["HoldInfo", "Outcome", "SeatEngine", "SeatHold", "SeatRef", "SeatSpec"]
+
+Client = Redis | RedisCluster
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _refusal(reply: list[Any], detail: str = "") -> InventoryError:
+    fields = {detail: _text(reply[1])} if detail and len(reply) > 1 else {}
+    return error_for(int(reply[0]), **fields)
+
+
+class SeatEngine:
+    def __init__(
+        self,
+        client: Client,
+        keys: Keys,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+        hold_ms: int = 15 * 60_000,
+        keep_ms: int = 7 * 86_400_000,
+    ) -> None:
+        self.client = client
+        self.keys = SeatKeys(keys)
+        self.clock = clock
+        self.hold_ms = hold_ms
+        self.keep_ms = keep_ms  # lifetime of finished holds and of replay records
+        self._load = client.register_script(script_source("seat_load"))
+        self._hold = client.register_script(script_source("seat_hold"))
+        self._confirm = client.register_script(script_source("seat_confirm"))
+        self._release = client.register_script(script_source("seat_release"))
+        self._units: dict[tuple[str, str], SeatUnitKeys] = {}
+        self._nseg: dict[tuple[str, str], int] = {}
+
+    def unit(self, run_id: str, seat_class: str) -> SeatUnitKeys:
+        found = self._units.get((run_id, seat_class))
+        if found is None:
+            found = self._units[(run_id, seat_class)] = self.keys.unit(run_id, seat_class)
+        return found
+
+    # publish ------------------------------------------------------------------------------
+    async def publish(
+        self, run_id: str, seat_class: str, nseg: int, seats: Iterable[SeatSpec]
+    ) -> bool:
+        """Publish a seat map, every seat free. True if published now, False if this same
+        map was already there (sold seats stay sold); AlreadyExists for a different map."""
+        check_trip(nseg, 0, nseg)
+        tails = seat_map(seat_class, seats)
+        u = self.unit(run_id, seat_class)
+        reply = await self._load(
+            keys=u.inventory[:7],
+            args=[nseg, map_fingerprint(nseg, seat_class, tails), run_id, seat_class, *tails],
+        )
+        if int(reply[0]) < 0:
+            raise _refusal(reply)
+        return int(reply[0]) == SeatCode.OK
+
+    # hold ---------------------------------------------------------------------------------
+    async def hold(
+        self,
+        account_id: str,
+        run_id: str,
+        seat_class: str,
+        a: int,
+        b: int,
+        passengers: Sequence[str],
+        *,
+        idempotency_key: str,
+        wish: str = "",
+        deadline_ms: int | None = None,
+        now_ms: int | None = None,
+        change_of: str = "",
+    ) -> SeatHold:
+        """Hold one seat per passenger on segments ``[a, b)``, all or nothing.
+
+        ``wish`` is a position (window, aisle, middle, upper, lower): met when one seat of the
+        party has it; the hold goes ahead either way and ``wish_met`` tells. A retry with the
+        same ``idempotency_key`` gets the first answer back (``replayed=True``) for as long as
+        the hold exists; the key with a different request is refused. ``change_of`` is set by
+        :meth:`change` only.
+        """
+        now = self.clock() if now_ms is None else now_ms
+        deadline = now + self.hold_ms if deadline_ms is None else deadline_ms
+        try:
+            # The run's own segment count is checked in Lua, saving a round trip here.
+            check_hold_request(MAX_SEGMENTS, a, b, passengers, wish, deadline, now)
+        except ValueError as exc:
+            raise error_for(SeatCode.BAD_REQUEST, reason=str(exc)) from None
+        hold_id = self.keys.hold_id(run_id, account_id, idempotency_key)
+        u = self.unit(run_id, seat_class)
+        reply = await self._hold(
+            keys=[*u.inventory, self.keys.hold(hold_id), u.deadlines, u.outbox],
+            args=[
+                now,
+                hold_id,
+                account_id,
+                a,
+                b,
+                wish,
+                deadline,
+                hold_fingerprint(run_id, seat_class, a, b, passengers, wish, change_of),
+                change_of,
+                *passengers,
+            ],
+        )
+        code = int(reply[0])
+        if code < 0:
+            raise _refusal(reply, "passenger")
+        return SeatHold(
+            hold_id=_text(reply[1]),
+            run_id=run_id,
+            seat_class=seat_class,
+            seats=tuple(ref_from_tail(_text(t)) for t in reply[4:]),
+            segments=(a, b),
+            deadline_ms=int(reply[2]),
+            wish_met=_text(reply[3]) == "1",
+            replayed=code == SeatCode.REPLAY,
+        )
+
+    # confirm ------------------------------------------------------------------------------
+    async def confirm(
+        self,
+        account_id: str,
+        hold_id: str,
+        *,
+        now_ms: int | None = None,
+        change_commit_of: str = "",
+    ) -> Outcome:
+        """Held -> confirmed while the hold is live; confirming again answers the same."""
+        shard = self.keys.hold_shard(hold_id)
+        reply = await self._confirm(
+            keys=[
+                self.keys.hold(hold_id),
+                self.keys.keys.hold_deadlines(shard),
+                self.keys.keys.outbox(shard),
+            ],
+            args=[self._now(now_ms), hold_id, account_id, change_commit_of],
+        )
+        return self._outcome(hold_id, reply)
+
+    # release paths ------------------------------------------------------------------------
+    async def cancel(
+        self,
+        account_id: str,
+        hold_id: str,
+        *,
+        now_ms: int | None = None,
+        change_aborted: bool = False,
+        where: tuple[str, str] | None = None,
+    ) -> Outcome:
+        """Held or confirmed -> cancelled, its seats back on sale; again: nothing to do.
+        ``where`` = (run_id, seat_class) of the hold, when known, saves a read (Lua checks it)."""
+        return await self._release_call(
+            hold_id, "cancel", account_id, "1" if change_aborted else "", now_ms, where
+        )
+
+    async def expire_raw(
+        self, hold_id: str, *, now_ms: int | None = None, change_aborted: bool = False
+    ) -> Outcome:
+        """The ``expire`` mode of seat_release as is; a sweeper calls :meth:`expire`."""
+        return await self._release_call(
+            hold_id, "expire", "", "1" if change_aborted else "", now_ms
+        )
+
+    async def decide_change(
+        self,
+        old_hold_id: str,
+        new_hold_id: str,
+        *,
+        commit: bool,
+        account_id: str = "",
+        now_ms: int | None = None,
+    ) -> Outcome:
+        """Commit or abort a 改签 at its old ticket; the first decision stands."""
+        mode = "change" if commit else "abort_change"
+        return await self._release_call(old_hold_id, mode, account_id, new_hold_id, now_ms)
+
+    async def expire(self, hold_id: str, *, now_ms: int | None = None) -> Outcome:
+        """What the sweeper calls for a hold past its deadline. A pending 改签 hold is decided
+        at its old ticket first: confirmed if the change committed there, else aborted there
+        and then expired, so a late commit can no longer succeed."""
+        now = self._now(now_ms)
+        raw = await self._hold_record(hold_id)
+        if not raw:  # its record is gone: drop the deadline it left behind
+            shard = self.keys.hold_shard(hold_id)
+            await self.client.zrem(self.keys.keys.hold_deadlines(shard), hold_id)
+        info = self._hold_info(hold_id, raw)
+        if info is None:
+            raise error_for(SeatCode.HOLD_NOT_FOUND)
+        if info.state == "held" and now < info.deadline_ms:
+            raise error_for(SeatCode.NOT_DUE)
+        aborted = False
+        if info.state == "held" and info.change_of:
+            try:
+                decision = await self.decide_change(
+                    info.change_of, hold_id, commit=False, now_ms=now
+                )
+            except NotOwner:  # the old ticket is gone: it can never commit
+                decision = Outcome(info.change_of, "aborted", False)
+            if decision.state == "changed":
+                return await self.confirm(
+                    info.account_id, hold_id, now_ms=now, change_commit_of=info.change_of
+                )
+            aborted = True
+        return await self.expire_raw(hold_id, now_ms=now, change_aborted=aborted)
+
+    async def expire_due(
+        self, shard: int, *, now_ms: int | None = None, limit: int = 100
+    ) -> list[Outcome]:
+        """Expire up to ``limit`` seat holds of a shard whose deadline has passed."""
+        now = self._now(now_ms)
+        due = await self.client.zrangebyscore(
+            self.keys.keys.hold_deadlines(shard), "-inf", now, start=0, num=limit
+        )
+        outcomes = []
+        for raw in due:
+            hold_id = _text(raw)
+            kind = await self.client.hget(self.keys.hold(hold_id), "kind")
+            if kind is not None and _text(kind) != "seat":
+                continue  # another inventory's hold shares the shard index
+            try:
+                outcomes.append(await self.expire(hold_id, now_ms=now))
+            except InventoryError:
+                continue  # raced with a confirm or cancel, or already gone
+        return outcomes
+
+    async def change(
+        self,
+        account_id: str,
+        old_hold_id: str,
+        new_run_id: str,
+        new_class: str,
+        a: int,
+        b: int,
+        *,
+        idempotency_key: str,
+        wish: str = "",
+        deadline_ms: int | None = None,
+        now_ms: int | None = None,
+    ) -> SeatHold:
+        """改签: move a confirmed ticket to another run of the route (see the module doc).
+        Safe to retry with the same ``idempotency_key`` after any failure."""
+        now = self._now(now_ms)
+        old = await self.get_hold(old_hold_id)
+        if old is None or old.account_id != account_id:
+            raise error_for(SeatCode.HOLD_NOT_FOUND)
+        if old.run_id == new_run_id:
+            raise error_for(SeatCode.BAD_REQUEST, reason="a change goes to another run")
+        if old.state not in ("confirmed", "changed"):
+            raise error_for(SeatCode.HOLD_NOT_LIVE, state=old.state)
+        new = await self.hold(
+            account_id,
+            new_run_id,
+            new_class,
+            a,
+            b,
+            old.passengers,
+            idempotency_key=idempotency_key,
+            wish=wish,
+            deadline_ms=deadline_ms,
+            now_ms=now,
+            change_of=old_hold_id,
+        )
+        try:
+            await self.decide_change(
+                old_hold_id, new.hold_id, commit=True, account_id=account_id, now_ms=now
+            )
+        except (ChangeAborted, HoldNotLive, NotOwner):
+            # The old ticket can never commit to this hold now: give the new seat back.
+            await self.cancel(account_id, new.hold_id, now_ms=now, change_aborted=True)
+            raise
+        await self.confirm(account_id, new.hold_id, now_ms=now, change_commit_of=old_hold_id)
+        return replace(new, state="confirmed")
+
+    # reads --------------------------------------------------------------------------------
+    async def remaining(self, run_id: str, seat_class: str) -> Remaining:
+        """余票 for every trip of a run and class: one HGETALL of the seats-per-gap counts
+        (at most nseg·(nseg+1)/2 fields, whatever the number of seats), summed here rather
+        than in Lua so the query flood costs Redis a plain read (replica-friendly) and the
+        arithmetic scales with the service processes."""
+        u = self.unit(run_id, seat_class)
+        nseg = self._nseg.get((run_id, seat_class))
+        if nseg is None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hget(u.meta, "nseg")
+                pipe.hgetall(u.gapn)
+                raw_nseg, counts = await pipe.execute()
+            if raw_nseg is None:
+                raise error_for(SeatCode.NOT_LOADED)
+            nseg = self._nseg[(run_id, seat_class)] = int(raw_nseg)
+        else:
+            counts = await self.client.hgetall(u.gapn)
+        return remaining_all(nseg, {parse_gap_field(_text(f)): int(c) for f, c in counts.items()})
+
+    async def get_hold(self, hold_id: str) -> HoldInfo | None:
+        return self._hold_info(hold_id, await self._hold_record(hold_id))
+
+    async def _hold_record(self, hold_id: str) -> dict[str, str]:
+        raw = await self.client.hgetall(self.keys.hold(hold_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    @staticmethod
+    def _hold_info(hold_id: str, h: dict[str, str]) -> HoldInfo | None:
+        if h.get("kind") != "seat":
+            return None
+        return HoldInfo(
+            hold_id=hold_id,
+            account_id=h["acct"],
+            run_id=h["run"],
+            seat_class=h["cls"],
+            segments=(int(h["a"]), int(h["b"])),
+            seats=tuple(ref_from_tail(t) for t in h["seats"].split(";")),
+            passengers=tuple(h["pax"].split(",")),
+            state=h["state"],
+            deadline_ms=int(h["deadline"]),
+            change_of=h.get("change_of", ""),
+            changed_to=h.get("changed_to", ""),
+        )
+
+    async def occupancy(self, run_id: str, seat_class: str) -> dict[SeatRef, str]:
+        """Every seat's pattern ('1' = sold segment), for checks and reconciliation."""
+        raw = await self.client.hgetall(self.unit(run_id, seat_class).seats)
+        out: dict[SeatRef, str] = {}
+        for record in raw.values():
+            pattern, _, tail = _text(record).partition("|")
+            out[ref_from_tail(tail)] = pattern
+        return out
+
+    async def audit(self, run_id: str, seat_class: str) -> list[str]:
+        """Recompute every derived structure of a unit from the seats' patterns and list the
+        disagreements; [] when consistent. O(seats): for tests and operators, not requests."""
+        u = self.unit(run_id, seat_class)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(u.meta, "nseg")
+            pipe.hgetall(u.seats)
+            pipe.zrange(u.bypat, 0, -1)
+            pipe.hgetall(u.pcount)
+            pipe.zrange(u.gapidx, 0, -1)
+            pipe.hgetall(u.gapn)
+            pipe.get(u.gaps)
+            raw_nseg, seats, bypat, pcount, gapidx, gapn, gaps = await pipe.execute()
+        if raw_nseg is None:
+            return ["not published"]
+        nseg = int(raw_nseg)
+        records = sorted(_text(v) for v in seats.values())
+        patterns = [r[:nseg] for r in records]
+        counts: dict[str, int] = {}
+        for p in patterns:
+            counts[p] = counts.get(p, 0) + 1
+        want_gapidx: set[str] = set()
+        want_gapn: dict[str, int] = {}
+        top: dict[tuple[int, int], int] = {}
+        for p, c in counts.items():
+            for g0, g1 in free_gaps(p):
+                want_gapidx.add(f"{g0:02d}{g1:02d}|{popcount(p):02d}|{p}")
+                want_gapn[f"{g0}:{g1}"] = want_gapn.get(f"{g0}:{g1}", 0) + c
+                top[(g0, g1)] = max(top.get((g0, g1), -1), popcount(p))
+        want_cells = bytearray((nseg + 1) ** 2)
+        for (g0, g1), pop in top.items():
+            want_cells[g0 * (nseg + 1) + g1] = pop + 1
+        got_cells = gaps.encode() if isinstance(gaps, str) else bytes(gaps or b"")
+        checks = {
+            "bypat": (sorted(_text(m) for m in bypat), records),
+            "pcount": ({_text(k): int(v) for k, v in pcount.items()}, counts),
+            "gapidx": ({_text(m) for m in gapidx}, want_gapidx),
+            "gapn": ({_text(k): int(v) for k, v in gapn.items()}, want_gapn),
+            "gaps": (got_cells, bytes(want_cells)),
+        }
+        return [name for name, (got, want) in checks.items() if got != want]
+
+    # internals ----------------------------------------------------------------------------
+    def _now(self, now_ms: int | None) -> int:
+        return self.clock() if now_ms is None else now_ms
+
+    @staticmethod
+    def _outcome(hold_id: str, reply: list[Any]) -> Outcome:
+        code = int(reply[0])
+        if code < 0:
+            raise _refusal(reply, "state")
+        return Outcome(hold_id, _text(reply[1]), code == SeatCode.OK)
+
+    async def _release_call(
+        self,
+        hold_id: str,
+        mode: str,
+        account_id: str,
+        extra: str,
+        now_ms: int | None,
+        where: tuple[str, str] | None = None,
+    ) -> Outcome:
+        hold_key = self.keys.hold(hold_id)
+        if where is None:
+            run, cls = await self.client.hmget(hold_key, ["run", "cls"])
+            if run is None or cls is None:
+                raise error_for(SeatCode.HOLD_NOT_FOUND)
+            where = (_text(run), _text(cls))
+        u = self.unit(*where)
+        reply = await self._release(
+            keys=[*u.inventory, hold_key, u.deadlines, u.outbox],
+            args=[self._now(now_ms), hold_id, mode, account_id, self.keep_ms, extra],
+        )
+        return self._outcome(hold_id, reply)

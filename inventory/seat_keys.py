@@ -1,0 +1,108 @@
+"""Redis keys of the seat inventory, on top of :class:`inventory.keys.Keys`.
+
+A train run is one logical shard (``Keys.shard("run:" + run_id)``): every class of the run,
+its passenger index, its holds and the shard's outbox and deadline index share one hash tag,
+so each script call stays in one Cluster slot. Hold ids start with their shard number, so a
+hold's keys follow from its id alone.
+
+Layout of one inventory unit (a run and a seat class), and why:
+- ``seats`` (hash ordinal -> "<pattern>|<tail>"): each seat's occupancy pattern, needed to
+  release it; the tail is static (ordinal, coach, row, letter, position).
+- ``bypat`` (zset, all scores 0, read by lex): the pattern *buckets* in one key, because
+  scripts may not invent keys: ``[<pattern>|`` .. ``(<pattern>}`` is one bucket, in seat
+  order, so its first seats are neighbours (adjacency) and picking one is O(log n).
+- ``pcount`` (hash pattern -> seats): tells when a bucket appears or empties.
+- ``gapidx`` (zset, lex): for each free gap ``(g0, g1)``, the patterns having it, busiest
+  first. A trip fits exactly the patterns listed under a gap that contains it, so a hold
+  looks at gaps (at most nseg²/2), never at seats or at every pattern.
+- ``gaps`` (string, a byte per gap): 0 if no seat has that gap, else 1 + the busiest
+  pattern's sold-segment count: the best-fit ranking of candidate gaps without a call each.
+- ``gapn`` (hash "g0:g1" -> seats): 余票 for every trip is a 2-D suffix sum over it,
+  O(nseg²) whatever the number of seats (:func:`inventory.segments.remaining_all`).
+- ``meta`` (hash): nseg, seat count, map fingerprint, run and class.
+Per run: ``pax`` (hash passenger -> live hold id), one ticket per person per run.
+Per shard (shared with slot holds): ``Keys.hold`` records, ``Keys.hold_deadlines``,
+``Keys.outbox``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from inventory.keys import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class SeatUnitKeys:
+    """Keys of one inventory unit, a (run, seat class), in the order the scripts take them."""
+
+    shard: int
+    meta: str  # hash: nseg, nseats, fp, run, cls
+    seats: str  # hash: ordinal -> "<pattern>|<tail>"
+    bypat: str  # zset (lex): "<pattern>|<tail>": seats grouped by pattern, then ordinal
+    pcount: str  # hash: pattern -> seats with it
+    gapidx: str  # zset (lex): "<g0><g1>|<popcount>|<pattern>"
+    gapn: str  # hash: "g0:g1" -> seats having that free gap (the 余票 source)
+    gaps: str  # string: one byte per gap, 0 = none, else 1 + top popcount among its patterns
+    pax: str  # hash (per run, not per class): passenger -> live hold id
+    deadlines: str
+    outbox: str
+
+    @property
+    def inventory(self) -> list[str]:
+        """KEYS[1..8] of seat_hold and seat_release (seat_load takes the first seven)."""
+        return [
+            self.meta,
+            self.seats,
+            self.bypat,
+            self.pcount,
+            self.gapidx,
+            self.gapn,
+            self.gaps,
+            self.pax,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class SeatKeys:
+    keys: Keys
+
+    def run_shard(self, run_id: str) -> int:
+        return self.keys.shard("run:" + run_id)
+
+    def unit(self, run_id: str, seat_class: str) -> SeatUnitKeys:
+        shard = self.run_shard(run_id)
+        base = f"{self.keys.tag(shard)}:seat:{run_id}"
+        unit = f"{base}:{seat_class}"
+        return SeatUnitKeys(
+            shard=shard,
+            meta=f"{unit}:meta",
+            seats=f"{unit}:seats",
+            bypat=f"{unit}:bypat",
+            pcount=f"{unit}:pcount",
+            gapidx=f"{unit}:gapidx",
+            gapn=f"{unit}:gapn",
+            gaps=f"{unit}:gaps",
+            pax=f"{base}:pax",
+            deadlines=self.keys.hold_deadlines(shard),
+            outbox=self.keys.outbox(shard),
+        )
+
+    def hold_id(self, run_id: str, account_id: str, idempotency_key: str) -> str:
+        """The id of the hold a request makes: ``"<shard:03d>-<32 hex>"``, the same for every
+        retry of that request, so the hold record is also its idempotency record (one read
+        answers "seen before?", and the answer lives as long as the hold). It is a digest of
+        the account and the client's key: nobody else's request can map to it, and every
+        operation on a hold checks its owner anyway."""
+        digest = hashlib.sha256(f"{account_id}\n{idempotency_key}".encode()).hexdigest()
+        return f"{self.run_shard(run_id):03d}-{digest[:32]}"
+
+    def hold_shard(self, hold_id: str) -> int:
+        head, sep, rest = hold_id.partition("-")
+        if not (sep and head.isdigit() and rest) or int(head) >= self.keys.shard_count:
+            raise ValueError(f"not a seat hold id: {hold_id!r}")
+        return int(head)
+
+    def hold(self, hold_id: str) -> str:
+        return self.keys.hold(self.hold_shard(hold_id), hold_id)
