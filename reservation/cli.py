@@ -39,7 +39,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not (settings.database_url and settings.redis_url):
         raise SettingsError("fairseat worker needs DATABASE_URL and REDIS_URL")
     _install_uvloop()
-    asyncio.run(run_background(settings, args.index, args.total, which=(args.name,)))
+    asyncio.run(
+        run_background(
+            settings, args.index, args.total, which=(args.name,), metrics_port=args.metrics_port
+        )
+    )
     return 0
 
 
@@ -120,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("name", choices=["persister", "sweeper"])
     worker.add_argument("--index", type=int, default=0, help="this worker's number (0-based)")
     worker.add_argument("--total", type=int, default=1, help="how many such workers run")
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve this worker's Prometheus metrics on this port"
+    )
     worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -184,8 +184,13 @@ async def run_background(
     total: int = 1,
     stop: asyncio.Event | None = None,
     which: tuple[str, ...] = ("persister", "sweeper"),
+    metrics_port: int | None = None,
 ) -> None:
-    """Persister and sweeper for the shards ``shard % total == index``."""
+    """Persister and sweeper for the shards ``shard % total == index``.
+
+    ``metrics_port``: serve this process's metrics on ``/metrics`` of that port (for a
+    worker run alone; inside ``fairseat serve`` the HTTP workers report them instead).
+    """
     from reservation.services import open_services
     from reservation.workers.persister import Persister, owned_shards
     from reservation.workers.sweeper import Sweeper
@@ -196,6 +201,10 @@ async def run_background(
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
     async with open_services(settings, pg_pool_size=4) as services:
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr=settings.host, registry=services.metrics.registry)
         shards = owned_shards(settings.shard_count, index, total)
         tasks = []
         if "persister" in which:
