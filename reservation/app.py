@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from reservation.api import citizen, openapi, provider, system
+from reservation.api import citizen, openapi, operator, passengers, provider, system, trains
 from reservation.api.middleware import (
     concurrency_limit_middleware,
     errors_middleware,
@@ -25,7 +25,14 @@ MAX_IN_FLIGHT = 4096
 
 
 def all_routes() -> list[Route]:
-    return [*system.ROUTES, *citizen.ROUTES, *provider.ROUTES]
+    return [
+        *system.ROUTES,
+        *citizen.ROUTES,
+        *provider.ROUTES,
+        *trains.ROUTES,
+        *passengers.ROUTES,
+        *operator.ROUTES,
+    ]
 
 
 def create_app(

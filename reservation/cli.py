@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from reservation.commands import COMMAND_MODULES
 from reservation.settings import Settings, SettingsError
 
 
@@ -147,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=3.0)
     bench.add_argument("--concurrency", type=int, default=64)
     bench.set_defaults(func=cmd_bench)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, _settings)
     return parser
 
 

@@ -90,6 +90,10 @@ class Settings:
     # are aggregated through files in this folder (prometheus_client multiprocess mode).
     metrics_dir: Path | None = None
 
+    # --- trains (issue 3): fields below this line ---
+
+    # --- durability (issue 4): fields below this line ---
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -138,6 +142,8 @@ class Settings:
                 env, "FAIRSEAT_TOKEN_TTL_SECONDS", defaults.token_ttl_seconds, minimum=60
             ),
             seed_demo_data=_bool(env, "FAIRSEAT_SEED_DEMO", defaults.seed_demo_data),
+            # --- trains (issue 3): fields below this line ---
+            # --- durability (issue 4): fields below this line ---
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
             if env.get("PROMETHEUS_MULTIPROC_DIR")
             else None,

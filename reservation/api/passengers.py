@@ -1,0 +1,7 @@
+"""Routes: passengers (being built)."""
+
+from __future__ import annotations
+
+from reservation.api.routing import Route
+
+ROUTES: list[Route] = []
