@@ -199,7 +199,10 @@ async def run_background(
     with contextlib.suppress(NotImplementedError):
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        # Under ``fairseat serve`` a terminal's Ctrl-C reaches the whole process group;
+        # the supervisor decides when children stop, so they ignore SIGINT there.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            loop.add_signal_handler(signal.SIGINT, stop.set)
     async with open_services(settings, pg_pool_size=4) as services:
         if metrics_port is not None:
             from prometheus_client import start_http_server
