@@ -9,8 +9,10 @@ keys are deleted afterwards. A 3-master Redis Cluster starts only if a test asks
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -142,7 +144,7 @@ async def key_prefix(
     pattern = f"{prefix}:*"
     async with aioredis.Redis.from_url(redis_url) as client:
         await _unlink_matching(client, pattern)
-    if "redis_cluster" in request.fixturenames:
+    if "redis_cluster" in request.fixturenames or on_cluster():
         cluster: RedisCluster = request.getfixturevalue("redis_cluster")
         for url in cluster.urls:
             async with aioredis.Redis.from_url(url) as node:
@@ -150,7 +152,18 @@ async def key_prefix(
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+async def redis_client(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
+    """A client of the test's Redis: the single node, or the cluster with
+    FAIRSEAT_TEST_REDIS=cluster (the two share the command API we use)."""
+    if on_cluster():
+        cluster = AsyncRedisCluster.from_url(
+            request.getfixturevalue("redis_cluster_url"), decode_responses=True
+        )
+        try:
+            yield cluster
+        finally:
+            await cluster.aclose()
+        return
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         yield client
@@ -167,11 +180,24 @@ async def redis_cluster_client(redis_cluster_url: str) -> AsyncIterator[AsyncRed
         await client.aclose()
 
 
+def on_cluster() -> bool:
+    """FAIRSEAT_TEST_REDIS=cluster runs the suite's service code on the 3-master cluster."""
+    return os.environ.get("FAIRSEAT_TEST_REDIS", "single") == "cluster"
+
+
 @pytest.fixture
-def settings(database_url: str, redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
+def settings(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    redis_url: str,
+    key_prefix: str,
+    tmp_path: Path,
+) -> Settings:
+    cluster = on_cluster()
     return Settings(
         database_url=database_url,
-        redis_url=redis_url,
+        redis_url=request.getfixturevalue("redis_cluster_url") if cluster else redis_url,
+        redis_cluster=cluster,
         key_prefix=key_prefix,
         data_dir=tmp_path,
         secret_key="test-secret",
