@@ -21,7 +21,6 @@ from reservation.settings import Settings
 from reservation.workflows.hold_slot import PersonCache
 
 VERSION = "0.1.0"
-MAX_IN_FLIGHT = 4096
 
 
 def all_routes() -> list[Route]:
@@ -45,7 +44,7 @@ def create_app(
         middlewares=[
             metrics_middleware(),
             errors_middleware,
-            concurrency_limit_middleware(MAX_IN_FLIGHT),
+            concurrency_limit_middleware(settings.max_in_flight),
         ],
     )
     routes = all_routes()

@@ -82,6 +82,8 @@ class Settings:
 
     # HTTP.
     max_body_bytes: int = 1_048_576
+    # Requests in flight per process beyond which the service sheds load with 503.
+    max_in_flight: int = 4096
     token_ttl_seconds: int = 7 * 86_400
 
     seed_demo_data: bool = True
@@ -91,6 +93,11 @@ class Settings:
     metrics_dir: Path | None = None
 
     # --- trains (issue 3): fields below this line ---
+    # Sale horizon in days (today included), the daily time (China, HH:MM) at which the
+    # last day of the horizon is released, and how long search/余票 answers are reused.
+    train_sale_days: int = 15
+    train_release_time: str = "08:00"
+    train_cache_ms: int = 2000
 
     # --- durability (issue 4): fields below this line ---
 
@@ -135,6 +142,7 @@ class Settings:
             sweeper_interval_ms=_int(
                 env, "FAIRSEAT_SWEEPER_INTERVAL_MS", defaults.sweeper_interval_ms, minimum=10
             ),
+            max_in_flight=_int(env, "FAIRSEAT_MAX_IN_FLIGHT", defaults.max_in_flight, minimum=1),
             max_body_bytes=_int(
                 env, "FAIRSEAT_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1024
             ),
@@ -143,6 +151,12 @@ class Settings:
             ),
             seed_demo_data=_bool(env, "FAIRSEAT_SEED_DEMO", defaults.seed_demo_data),
             # --- trains (issue 3): fields below this line ---
+            train_sale_days=_int(
+                env, "FAIRSEAT_TRAIN_SALE_DAYS", defaults.train_sale_days, minimum=1
+            ),
+            train_release_time=env.get("FAIRSEAT_TRAIN_RELEASE_TIME")
+            or defaults.train_release_time,
+            train_cache_ms=_int(env, "FAIRSEAT_TRAIN_CACHE_MS", defaults.train_cache_ms),
             # --- durability (issue 4): fields below this line ---
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
             if env.get("PROMETHEUS_MULTIPROC_DIR")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
-from reservation.app import all_routes
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from reservation.app import all_routes, create_app
+from reservation.settings import Settings
 from tests.api_fixture import Api
 from tests.helpers import register
 
@@ -89,3 +94,24 @@ async def test_error_responses_are_counted(api: Api) -> None:
         r'status="401"\} 1\.0',
         text,
     )
+
+
+async def test_overload_is_shed_with_503_and_retry_after(settings: Settings) -> None:
+    gate = asyncio.Event()
+    app = create_app(settings.replace(max_in_flight=2))
+
+    async def slow(request: web.Request) -> web.Response:
+        await gate.wait()
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/test-slow", slow)
+    async with TestClient(TestServer(app)) as client:
+        first = [asyncio.ensure_future(client.get("/test-slow")) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        shed = await client.get("/healthz")
+        assert shed.status == 503
+        assert shed.headers["Retry-After"] == "1"
+        assert (await shed.json())["code"] == "overloaded"
+        gate.set()
+        assert [r.status for r in await asyncio.gather(*first)] == [200, 200]
+        assert (await client.get("/healthz")).status == 200
