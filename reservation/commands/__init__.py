@@ -9,4 +9,6 @@ COMMAND_MODULES = (
     "reservation.commands.timetable",
     "reservation.commands.inventory",
     "reservation.commands.chaos",
+    "reservation.commands.load",
+    "reservation.commands.audit",
 )
