@@ -285,7 +285,11 @@ class SeatEngine:
         outcomes = []
         for raw in due:
             hold_id = _text(raw)
-            kind = await self.client.hget(self.keys.hold(hold_id), "kind")
+            try:
+                key = self.keys.hold(hold_id)
+            except ValueError:
+                continue  # a slot hold (``h<shard>-…``) shares the shard's deadline index
+            kind = await self.client.hget(key, "kind")
             if kind is not None and _text(kind) != "seat":
                 continue  # another inventory's hold shares the shard index
             try:

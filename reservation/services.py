@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from inventory.account_gate import AccountGate
 from inventory.keys import Keys
 from inventory.script_client import ScriptClient
+from inventory.seat_engine import SeatEngine
 from inventory.slot_engine import SlotEngine
 from reservation.auth import Authenticator, TokenSigner
 from reservation.domain.clock import Clock, system_clock
@@ -33,6 +34,7 @@ class Services:
     keys: Keys
     slots: SlotEngine
     gate: AccountGate
+    seats: SeatEngine
     auth: Authenticator
     metrics: Metrics
     clock: Clock
@@ -83,6 +85,7 @@ async def open_services(
             keys=keys,
             slots=slots,
             gate=AccountGate(client, keys, calls),
+            seats=SeatEngine(client, keys, clock=clock),
             auth=Authenticator(
                 TokenSigner(secret, settings.token_ttl_seconds), pool, settings.operator_key
             ),

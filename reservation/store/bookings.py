@@ -1,11 +1,13 @@
-"""Bookings and inventory events in Postgres. Every write is an idempotent upsert."""
+"""Bookings, train tickets and inventory events in Postgres. Every write is an idempotent
+upsert."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from reservation.domain.bookings import BookingRow, EventRow
+from reservation.domain.bookings import BookingRow, EventRow, TicketRow
 from reservation.domain.clock import from_ms
 
 # The WHERE clause keeps states moving forward only (see domain.bookings).
@@ -21,6 +23,37 @@ ON CONFLICT (id) DO UPDATE SET
     end_reason = COALESCE(bookings.end_reason, EXCLUDED.end_reason),
     updated_at = now()
 WHERE bookings.state_rank < EXCLUDED.state_rank
+"""
+
+# States only move forward (domain.bookings.TICKET_STATE_RANK); times, codes and change
+# links are filled once and then kept, so a row written from a later event first still gets
+# the earlier event's facts when that one is replayed.
+UPSERT_TICKET = """
+INSERT INTO tickets (id, hold_id, passenger_no, run_id, seat_class, coach, seat, position,
+                     seg_from, seg_to, person_hmac, account_id, state, state_rank,
+                     verification_code, change_of, changed_to, held_at, deadline,
+                     confirmed_at, ended_at, end_reason, price_fen)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19, $20, $21, $22, $23)
+ON CONFLICT (id) DO UPDATE SET
+    state = CASE WHEN tickets.state_rank < EXCLUDED.state_rank
+                 THEN EXCLUDED.state ELSE tickets.state END,
+    state_rank = GREATEST(tickets.state_rank, EXCLUDED.state_rank),
+    verification_code = COALESCE(tickets.verification_code, EXCLUDED.verification_code),
+    change_of = COALESCE(tickets.change_of, EXCLUDED.change_of),
+    changed_to = COALESCE(tickets.changed_to, EXCLUDED.changed_to),
+    held_at = COALESCE(tickets.held_at, EXCLUDED.held_at),
+    deadline = COALESCE(tickets.deadline, EXCLUDED.deadline),
+    confirmed_at = COALESCE(tickets.confirmed_at, EXCLUDED.confirmed_at),
+    ended_at = COALESCE(tickets.ended_at, EXCLUDED.ended_at),
+    end_reason = COALESCE(tickets.end_reason, EXCLUDED.end_reason),
+    price_fen = COALESCE(tickets.price_fen, EXCLUDED.price_fen),
+    updated_at = now()
+WHERE tickets.state_rank < EXCLUDED.state_rank
+   OR (tickets.held_at IS NULL AND EXCLUDED.held_at IS NOT NULL)
+   OR (tickets.confirmed_at IS NULL AND EXCLUDED.confirmed_at IS NOT NULL)
+   OR (tickets.ended_at IS NULL AND EXCLUDED.ended_at IS NOT NULL)
+   OR (tickets.price_fen IS NULL AND EXCLUDED.price_fen IS NOT NULL)
 """
 
 INSERT_EVENTS = """
@@ -50,6 +83,118 @@ def _booking_args(row: BookingRow) -> tuple[Any, ...]:
 async def upsert_bookings(conn: Any, rows: Sequence[BookingRow]) -> None:
     if rows:
         await conn.executemany(UPSERT_BOOKING, [_booking_args(r) for r in rows])
+
+
+def _ticket_args(row: TicketRow) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.hold_id,
+        row.passenger_no,
+        row.run_id,
+        row.seat_class,
+        row.coach,
+        row.seat,
+        row.position,
+        row.seg_from,
+        row.seg_to,
+        row.person_hmac,
+        row.account_id,
+        row.state,
+        row.state_rank,
+        row.verification_code,
+        row.change_of,
+        row.changed_to,
+        row.held_at,
+        row.deadline,
+        row.confirmed_at,
+        row.ended_at,
+        row.end_reason,
+        row.price_fen,
+    )
+
+
+async def upsert_tickets(conn: Any, rows: Sequence[TicketRow]) -> None:
+    if rows:
+        await conn.executemany(UPSERT_TICKET, [_ticket_args(r) for r in rows])
+
+
+async def mark_refunded(conn: Any, hold_id: str, fees_fen: Sequence[int], at: dt.datetime) -> int:
+    """Record a refund of a hold's tickets (fee per passenger, in order) once the money went
+    back; forward-only like every ticket write, so a repeat changes nothing. The seat's
+    ``cancelled`` event may be persisted before or after: it never undoes ``refunded``.
+    Returns how many tickets changed now."""
+    status: str = await conn.execute(
+        """UPDATE tickets t SET state = 'refunded', state_rank = 4,
+                  refund_fee_fen = f.fee, ended_at = COALESCE(t.ended_at, $3),
+                  end_reason = COALESCE(t.end_reason, 'refunded'), updated_at = now()
+           FROM unnest($2::integer[]) WITH ORDINALITY AS f(fee, n)
+           WHERE t.hold_id = $1 AND t.passenger_no = f.n AND t.state_rank < 4""",
+        hold_id,
+        list(fees_fen),
+        at,
+    )
+    return int(status.split()[-1])
+
+
+INSERT_PAYMENT = """
+INSERT INTO payments (id, order_id, kind, amount_fen, provider, status, idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (idempotency_key) DO NOTHING
+"""
+
+
+async def record_payment(
+    conn: Any,
+    *,
+    payment_id: str,
+    order_id: str,
+    kind: str,
+    amount_fen: int,
+    provider: str,
+    status: str,
+    idempotency_key: str,
+) -> bool:
+    """Keep a provider's final answer; a retry with the same key records nothing new.
+    True if recorded now."""
+    done: str = await conn.execute(
+        INSERT_PAYMENT, payment_id, order_id, kind, amount_fen, provider, status, idempotency_key
+    )
+    return done.endswith(" 1")
+
+
+async def tickets_of_hold(conn: Any, hold_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM tickets WHERE hold_id = $1 ORDER BY passenger_no", hold_id
+    )
+    return [dict(r) for r in rows]
+
+
+async def live_tickets_of_people(conn: Any, person_hmacs: Sequence[str]) -> list[dict[str, Any]]:
+    """Held or confirmed tickets of these passengers (by ID HMAC), any account: the input
+    of the overlapping-trip rule (times come from the timetable by run and segments)."""
+    rows = await conn.fetch(
+        """SELECT person_hmac, run_id, seg_from, seg_to, hold_id FROM tickets
+           WHERE person_hmac = ANY($1::text[]) AND state IN ('held', 'confirmed')""",
+        list(person_hmacs),
+    )
+    return [dict(r) for r in rows]
+
+
+async def unpaid_cancellation_times(
+    conn: Any, account_id: str, since: dt.datetime
+) -> list[dt.datetime]:
+    """When the account cancelled unpaid seat holds since ``since`` (one per hold, however
+    many passengers it had; a 改签 hold given back by the system does not count): the input
+    of the "cancellations a day" rule."""
+    rows = await conn.fetch(
+        """SELECT min(ended_at) AS at FROM tickets
+           WHERE account_id = $1 AND state = 'cancelled' AND confirmed_at IS NULL
+             AND change_of IS NULL AND ended_at >= $2
+           GROUP BY hold_id ORDER BY 1""",
+        account_id,
+        since,
+    )
+    return [r["at"] for r in rows]
 
 
 async def insert_events(conn: Any, events: Sequence[EventRow]) -> None:

@@ -6,6 +6,9 @@ booking states). Entries left pending by a dead consumer are taken over with XAU
 once idle. An entry that fails on its own (not because Postgres is down) is retried, and
 after N deliveries moved to the shard's dead-letter stream for an operator.
 
+Slot events become ``bookings`` rows; seat events (``kind=seat``) become ``tickets`` rows,
+one per passenger, with the same forward-only ranking; both go to ``inventory_events``.
+
 Persisters split the shards between them: worker ``i`` of ``n`` owns ``shard % n == i``.
 """
 
@@ -25,9 +28,13 @@ from reservation.domain.bookings import (
     BookingRow,
     EventRow,
     MalformedEvent,
+    TicketRow,
     booking_from_event,
     event_row,
+    is_seat_event,
     latest_per_booking,
+    merge_tickets,
+    tickets_from_event,
 )
 from reservation.services import Services
 from reservation.store import bookings as booking_store
@@ -176,20 +183,35 @@ class Persister:
         log.error("dead-lettered %s: %s", entry.event_id, reason)
 
     # Writing ---------------------------------------------------------------------------
-    async def _write(self, events: list[EventRow], bookings: list[BookingRow]) -> None:
+    async def _write(
+        self, events: list[EventRow], bookings: list[BookingRow], tickets: list[TicketRow]
+    ) -> None:
         async with self.services.pool.acquire() as conn, conn.transaction():
             await booking_store.insert_events(conn, events)
             await booking_store.upsert_bookings(conn, latest_per_booking(bookings))
+            await booking_store.upsert_tickets(conn, merge_tickets(tickets))
+
+    def _rows(self, entry: Entry) -> tuple[EventRow, list[BookingRow], list[TicketRow]]:
+        """What one entry writes; MalformedEvent if it can never be written."""
+        event = event_row(entry.event_id, entry.fields)
+        if is_seat_event(entry.fields):
+            # The verification code of an e-ticket is keyed by the service secret.
+            tickets = tickets_from_event(entry.fields, code_key=self.services.secret_key)
+            return event, [], tickets
+        return event, [booking_from_event(entry.fields)], []
 
     async def _process(self, entries: list[Entry]) -> PassResult:
         result = PassResult()
         good: list[Entry] = []
         events: list[EventRow] = []
         bookings: list[BookingRow] = []
+        tickets: list[TicketRow] = []
         for entry in entries:
             try:
-                events.append(event_row(entry.event_id, entry.fields))
-                bookings.append(booking_from_event(entry.fields))
+                event, entry_bookings, entry_tickets = self._rows(entry)
+                events.append(event)
+                bookings.extend(entry_bookings)
+                tickets.extend(entry_tickets)
                 good.append(entry)
             except MalformedEvent as exc:
                 # Deterministic: no number of retries can fix it.
@@ -198,7 +220,7 @@ class Persister:
         if not good:
             return result
         try:
-            await self._write(events, bookings)
+            await self._write(events, bookings, tickets)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -213,9 +235,8 @@ class Persister:
     async def _process_one_by_one(self, entries: list[Entry], result: PassResult) -> PassResult:
         for entry in entries:
             try:
-                await self._write(
-                    [event_row(entry.event_id, entry.fields)], [booking_from_event(entry.fields)]
-                )
+                event, entry_bookings, entry_tickets = self._rows(entry)
+                await self._write([event], entry_bookings, entry_tickets)
             except Exception as exc:
                 if is_transient(exc):
                     raise

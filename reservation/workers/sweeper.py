@@ -1,4 +1,8 @@
-"""The expiry sweeper: returns the places of holds whose payment deadline passed.
+"""The expiry sweeper: returns the places and seats of holds whose payment deadline passed.
+
+Slot holds and seat holds share each shard's deadline index; the slot engine skips seat
+holds, and seat holds are expired here one by one through ``SeatEngine.expire`` (which
+also settles a pending 改签 at its old ticket first).
 
 Idempotent and safe to run in several processes at once (the Lua script ends a hold
 exactly once); like the persisters, sweepers split the shards between them.
@@ -9,11 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 
 from reservation.services import Services
 
 log = logging.getLogger("fairseat.sweeper")
+
+# "<shard>-<32 hex>" (SeatKeys.hold_id). Slot holds are "h<shard>-...": SeatEngine.expire_due
+# would fail on them (SeatKeys.hold_shard raises ValueError), so seat ids are picked here.
+SEAT_HOLD_ID = re.compile(r"\d{3,4}-[0-9a-f]{32}")
 
 
 @dataclass
@@ -33,9 +42,15 @@ class Sweeper:
         for shard, ids in zip(self.shards, due, strict=True):
             if ids:
                 expired += await self.services.slots.expire_due(shard, now, self.batch)
+                expired += await self._expire_seats(shard, now)
         if expired:
             self.services.metrics.expired.inc(expired)
         return expired
+
+    async def _expire_seats(self, shard: int, now: int) -> int:
+        outcomes = await self.services.seats.expire_due(shard, now_ms=now, limit=self.batch)
+        # A committed 改签 is confirmed instead: not an expiry.
+        return sum(1 for o in outcomes if o.changed and o.state == "expired")
 
     async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
         while not stop.is_set():
