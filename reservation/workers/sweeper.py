@@ -13,16 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from dataclasses import dataclass
 
 from reservation.services import Services
 
 log = logging.getLogger("fairseat.sweeper")
 
-# "<shard>-<32 hex>" (SeatKeys.hold_id). Slot holds are "h<shard>-...": SeatEngine.expire_due
-# would fail on them (SeatKeys.hold_shard raises ValueError), so seat ids are picked here.
-SEAT_HOLD_ID = re.compile(r"\d{3,4}-[0-9a-f]{32}")
 
 
 @dataclass
