@@ -25,6 +25,7 @@ class SlotCode(IntEnum):
     CLOSED = -9
     IDEMPOTENCY_MISMATCH = -10
     NOT_DUE = -11
+    SALES_CLOSED = -12
 
 
 class IdempotencyKeyReused(errors.InventoryError):
@@ -51,6 +52,7 @@ _ERRORS: dict[SlotCode, type[errors.InventoryError]] = {
     SlotCode.CLOSED: errors.Closed,
     SlotCode.IDEMPOTENCY_MISMATCH: IdempotencyKeyReused,
     SlotCode.NOT_DUE: NotDue,
+    SlotCode.SALES_CLOSED: errors.SalesClosed,
 }
 
 

@@ -7,6 +7,7 @@ session) share a shard, which keeps "one booking per resource per day" inside on
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inventory import errors
+from inventory.epoch import EpochGuard
 from inventory.keys import Keys
 from inventory.script_client import ScriptClient
 from inventory.scripts import script_source
@@ -98,46 +100,116 @@ class HoldView:
     idempotency_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class RestoredSlot:
+    slot_id: str
+    capacity: int
+    available: int
+    release_ms: int
+    ends_ms: int
+    status: str
+    retain_until_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredHold:
+    hold_id: str
+    slot_id: str
+    account_id: str
+    person: str
+    state: str
+    held_ms: int
+    deadline_ms: int
+    confirmed_ms: int | None
+    ended_ms: int | None
+    idempotency_key: str
+    retain_until_ms: int
+
+
 class SlotEngine:
     """One per process; safe to share between tasks."""
 
     _META_CACHE_LIMIT = 200_000
 
-    def __init__(self, client: Any, keys: Keys, *, calls: ScriptClient | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        *,
+        calls: ScriptClient | None = None,
+        guard: EpochGuard | None = None,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.calls = calls or ScriptClient(client)
+        # Without a guard the scripts skip the epoch check: only for tests and tools that
+        # own their Redis. The service installs one (reservation.workflows.rebuild_inventory).
+        self.guard = guard
         self._publish = client.register_script(script_source("slot_publish"))
         self._hold = client.register_script(script_source("slot_hold"))
         self._confirm = client.register_script(script_source("slot_confirm"))
         self._release = client.register_script(script_source("slot_release"))
         self._ping = client.register_script(script_source("ping"))
+        self._restore = client.register_script(script_source("slot_restore"))
         # Slots never change resource or day once published, so this cache cannot go stale.
         self._meta: dict[str, SlotMeta] = {}
 
+    # The epoch check ------------------------------------------------------------------
+    async def _expected_epoch(self) -> str:
+        return "" if self.guard is None else await self.guard.expected()
+
+    async def _guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Any:
+        """One script call with the shard's epoch marker as its last key and the expected
+        epoch as its last argument. A refusal for a closed epoch is retried once if the
+        expected epoch changed meanwhile (a rebuild just finished elsewhere)."""
+        keys = [*keys, self.keys.epoch(shard)]
+        expected = await self._expected_epoch()
+        result = await self.calls.call(script, keys, [*args, expected])
+        if int(result[0]) == SlotCode.SALES_CLOSED and self.guard is not None:
+            with contextlib.suppress(Exception):
+                fresh = (await self.guard.refresh()).expected
+                if fresh != expected:
+                    result = await self.calls.call(script, keys, [*args, fresh])
+        return result
+
     # Publishing and reading ------------------------------------------------------------
     async def publish(self, specs: Sequence[SlotSpec]) -> list[bool]:
-        """Put slots on sale; returns, per slot, whether it was new to the live inventory."""
+        """Put slots on sale; returns, per slot, whether it was new to the live inventory.
+        Raises ``SalesClosed`` (after a Redis loss): the rebuild puts them on sale then."""
         created: list[bool] = []
         for start in range(0, len(specs), 500):
             chunk = specs[start : start + 500]
-            results = await self.calls.call_many(
-                [
-                    (
-                        self._publish,
-                        [self.keys.slot(shard_from_id(spec.slot_id), spec.slot_id)],
-                        [
-                            spec.capacity,
-                            spec.release_ms,
-                            spec.resource_id,
-                            spec.day,
-                            spec.retain_until_ms,
-                            spec.ends_ms,
-                        ],
-                    )
-                    for spec in chunk
-                ]
-            )
+            expected = await self._expected_epoch()
+            for attempt in range(2):
+                results = await self.calls.call_many(
+                    [
+                        (
+                            self._publish,
+                            [
+                                self.keys.slot(shard_from_id(spec.slot_id), spec.slot_id),
+                                self.keys.epoch(shard_from_id(spec.slot_id)),
+                            ],
+                            [
+                                spec.capacity,
+                                spec.release_ms,
+                                spec.resource_id,
+                                spec.day,
+                                spec.retain_until_ms,
+                                spec.ends_ms,
+                                expected,
+                            ],
+                        )
+                        for spec in chunk
+                    ]
+                )
+                if all(int(r[0]) != SlotCode.SALES_CLOSED for r in results):
+                    break
+                if attempt == 0 and self.guard is not None:
+                    fresh = (await self.guard.refresh()).expected
+                    if fresh != expected:
+                        expected = fresh
+                        continue  # publishing is idempotent: the whole chunk again
+                raise errors.SalesClosed()
             created.extend(int(r[0]) == SlotCode.OK for r in results)
         return created
 
@@ -161,6 +233,11 @@ class SlotEngine:
         key = self.keys.slot(shard_from_id(slot_id), slot_id)
         resource_id, day, ends = await self.client.hmget(key, ["resource", "day", "ends"])
         if resource_id is None:
+            if self.guard is not None:
+                # A Redis that lost its data lost its slots too: closed, not "no such slot".
+                marker = await self.client.get(self.keys.epoch(shard_from_id(slot_id)))
+                if marker != await self.guard.expected():
+                    raise errors.SalesClosed()
             raise errors.NotFoundInInventory("No such slot.")
         if len(self._meta) >= self._META_CACHE_LIMIT:
             self._meta.clear()
@@ -204,7 +281,7 @@ class SlotEngine:
         ``InventoryError`` when a rule refuses (nothing is changed then)."""
         shard = shard_from_id(slot_id)
         meta = await self.slot_meta(slot_id)
-        result = await self.calls.call(
+        result = await self._guarded(
             self._hold,
             [
                 self.keys.slot(shard, slot_id),
@@ -214,6 +291,7 @@ class SlotEngine:
                 self.keys.outbox(shard),
             ],
             [now_ms, hold_id, account_id, person, deadline_ms, slot_id, idempotency_key],
+            shard,
         )
         code = check(int(result[0]))
         return Hold(
@@ -226,7 +304,7 @@ class SlotEngine:
 
     async def confirm(self, *, hold_id: str, account_id: str, now_ms: int) -> ConfirmedHold:
         shard = shard_from_id(hold_id)
-        result = await self.calls.call(
+        result = await self._guarded(
             self._confirm,
             [
                 self.keys.hold(shard, hold_id),
@@ -234,6 +312,7 @@ class SlotEngine:
                 self.keys.outbox(shard),
             ],
             [now_ms, hold_id, account_id],
+            shard,
         )
         code = check(int(result[0]))
         return ConfirmedHold(
@@ -264,7 +343,7 @@ class SlotEngine:
         """
         shard = shard_from_id(hold_id)
         meta = await self.slot_meta(slot_id)
-        result = await self.calls.call(
+        result = await self._guarded(
             self._release,
             [
                 self.keys.hold(shard, hold_id),
@@ -274,6 +353,7 @@ class SlotEngine:
                 self.keys.outbox(shard),
             ],
             [now_ms, hold_id, account_id or "", state, reason],
+            shard,
         )
         code = check(int(result[0]))
         return Released(
@@ -282,6 +362,43 @@ class SlotEngine:
             state=str(result[1]),
             replay=code == SlotCode.REPLAY,
         )
+
+    # Rebuild ----------------------------------------------------------------------------
+    async def restore_group(
+        self,
+        *,
+        shard: int,
+        resource_id: str,
+        day: str,
+        marker: str,
+        slots: Sequence[RestoredSlot],
+        holds: Sequence[RestoredHold],
+        chunk: int = 32,
+    ) -> None:
+        """Rewrite one (resource, day) group from Postgres (``slot_restore``): slots, their
+        holds of every state, the person-day index and the deadlines. Only while the shard's
+        marker is ``marker`` (raises ``SalesClosed`` otherwise). Each call carries at most
+        ``chunk`` slots and holds (~15 µs each in Redis), so none blocks Redis for long."""
+        pday = self.keys.person_day(shard, resource_id, day)
+        retain = max((s.retain_until_ms for s in slots), default=0)
+        items: list[RestoredSlot | RestoredHold] = [*slots, *holds]
+        for start in range(0, max(1, len(items)), chunk):
+            part = items[start : start + chunk]
+            group_slots = [i for i in part if isinstance(i, RestoredSlot)]
+            group_holds = [i for i in part if isinstance(i, RestoredHold)]
+            keys = [pday, self.keys.hold_deadlines(shard), self.keys.epoch(shard)]
+            keys += [self.keys.slot(shard, s.slot_id) for s in group_slots]
+            keys += [self.keys.hold(shard, h.hold_id) for h in group_holds]
+            first = "1" if start == 0 else "0"
+            args: list[Any] = [marker, first, len(group_slots), len(group_holds), retain]
+            for s in group_slots:
+                args += [s.capacity, s.available, s.release_ms, resource_id, day, s.status]
+                args += [s.ends_ms, s.retain_until_ms]
+            for h in group_holds:
+                args += [h.slot_id, h.account_id, h.person, h.state, h.held_ms, h.deadline_ms]
+                args += [h.confirmed_ms or "", h.ended_ms or "", h.idempotency_key]
+                args += [h.retain_until_ms]
+            check(int((await self.calls.call(self._restore, keys, args))[0]))
 
     # Expiry ---------------------------------------------------------------------------
     async def due_holds(self, shard: int, now_ms: int, limit: int) -> list[str]:
@@ -313,5 +430,7 @@ class SlotEngine:
                 )
             except (errors.HoldNotLive, errors.NotFoundInInventory):
                 continue
+            except errors.SalesClosed:
+                break  # nothing expires while the inventory waits for a rebuild
             expired += 0 if released.replay else 1
         return expired

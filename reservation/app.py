@@ -19,6 +19,7 @@ from reservation.metrics import Metrics
 from reservation.services import open_services
 from reservation.settings import Settings
 from reservation.workflows.hold_slot import PersonCache
+from reservation.workflows.rebuild_inventory import install_epoch_guard
 
 VERSION = "0.1.0"
 
@@ -54,6 +55,9 @@ def create_app(
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock, metrics=metrics) as services:
+            # Every write checks the inventory epoch: after Redis lost data, sales stay
+            # closed (503 sales_closed) until a rebuild from Postgres.
+            install_epoch_guard(services)
             app[SERVICES] = services
             yield
 

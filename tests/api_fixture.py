@@ -17,6 +17,7 @@ from reservation.services import Services
 from reservation.settings import Settings
 from reservation.store import accounts as account_store
 from reservation.store import catalog
+from reservation.workflows.rebuild_inventory import ensure_inventory_ready
 from tests.helpers import FakeClock
 
 
@@ -70,6 +71,7 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings, clock=clock)
     async with TestClient(TestServer(app)) as client:
         services = client.app[SERVICES]  # the app's own clients, engine and metrics
+        await ensure_inventory_ready(services)  # epoch 1 for this test's key prefix
         staff: dict[str, str] = {}
         async with services.pool.acquire() as conn:
             for pid, kind in (("hosp-a", "hospital"), ("hosp-b", "hospital")):

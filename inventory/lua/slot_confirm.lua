@@ -3,16 +3,22 @@ slot_confirm: turn a live hold into a sale (the citizen paid). Idempotent.
 KEYS[1] hold hash
 KEYS[2] the shard's deadline zset
 KEYS[3] the shard's outbox stream
+KEYS[4] the shard's epoch marker
 ARGV[1] now_ms
 ARGV[2] hold_id
 ARGV[3] account_id of the caller (must own the hold)
+ARGV[4] the epoch the caller expects in the marker ('' = unguarded: tests and tools only)
 Returns:
   {0, slot_id, person, held_ms, deadline_ms, confirmed_ms, idempotency_key}   confirmed now
   {1, slot_id, person, held_ms, deadline_ms, confirmed_ms, idempotency_key}   already was
   {-1} no such hold   {-6} not the caller's   {-7} cancelled or expired   {-8} deadline passed
+  {-12} sales closed (marker missing or not the expected epoch); checked first
 ]]
 local hold_key, deadlines_key, outbox_key = KEYS[1], KEYS[2], KEYS[3]
 local now = tonumber(ARGV[1])
+if ARGV[4] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[4] then
+  return {-12}
+end
 local h = redis.call('HMGET', hold_key, 'account', 'state', 'slot', 'person', 'held',
   'deadline', 'confirmed', 'idem')
 if not h[1] then

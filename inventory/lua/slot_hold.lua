@@ -8,6 +8,7 @@ KEYS[2] hold hash (named by the hold id)
 KEYS[3] person-day hash of (resource, day): person -> live hold id
 KEYS[4] the shard's deadline zset (hold id -> deadline ms)
 KEYS[5] the shard's outbox stream
+KEYS[6] the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] now_ms
 ARGV[2] hold_id
 ARGV[3] account_id
@@ -15,15 +16,21 @@ ARGV[4] person key (keyed HMAC of the person's ID number)
 ARGV[5] deadline_ms
 ARGV[6] slot_id
 ARGV[7] idempotency key as the client sent it (kept for audit)
+ARGV[8] the epoch the caller expects in the marker ('' = unguarded: tests and tools only)
 Returns:
   {0, deadline_ms}           held
   {1, deadline_ms, state}    replay of an earlier call with the same idempotency key
   {-1} no such slot   {-2} not released yet   {-3} sold out   {-4} person already booked
   {-9} slot closed or over   {-10} idempotency key reused for another request
+  {-12} sales closed: the marker is missing or not the expected epoch (Redis lost data,
+        or a rebuild runs); checked first, even before a replay
 ]]
 local slot_key, hold_key, pday_key, deadlines_key, outbox_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = tonumber(ARGV[1])
+if ARGV[8] ~= '' and redis.call('GET', KEYS[6]) ~= ARGV[8] then
+  return {-12}
+end
 
 -- A retry (lost reply, client retry, redis-py retry) must return the first answer.
 local previous = redis.call('HMGET', hold_key, 'slot', 'account', 'deadline', 'state')

@@ -6,21 +6,27 @@ KEYS[2] slot hash
 KEYS[3] person-day hash of (resource, day)
 KEYS[4] the shard's deadline zset
 KEYS[5] the shard's outbox stream
+KEYS[6] the shard's epoch marker
 ARGV[1] now_ms
 ARGV[2] hold_id
 ARGV[3] account_id that must own the hold, or '' for the system (sweeper, staff)
 ARGV[4] new state: 'cancelled' or 'expired'
 ARGV[5] reason (free text for the event)
+ARGV[6] the epoch the caller expects in the marker ('' = unguarded: tests and tools only)
 Returns:
   {0, state, slot_id, person}   released now
   {1, state, slot_id, person}   already ended (nothing changed)
   {-1} no such hold   {-6} not the caller's   {-7} not releasable this way
   {-11} expiry asked before the deadline
+  {-12} sales closed (marker missing or not the expected epoch); checked first
 ]]
 local hold_key, slot_key, pday_key, deadlines_key, outbox_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = tonumber(ARGV[1])
 local new_state = ARGV[4]
+if ARGV[6] ~= '' and redis.call('GET', KEYS[6]) ~= ARGV[6] then
+  return {-12}
+end
 local h = redis.call('HMGET', hold_key, 'account', 'state', 'slot', 'person', 'deadline',
   'held', 'idem', 'confirmed')
 if not h[1] then

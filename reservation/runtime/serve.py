@@ -134,13 +134,15 @@ async def prepare(settings: Settings) -> dict[str, str] | None:
     from reservation.seed import seed_demo
     from reservation.services import open_services
     from reservation.store.migrate import apply_migrations
+    from reservation.workflows.rebuild_inventory import ensure_inventory_ready
 
     assert settings.database_url is not None
     await apply_migrations(settings.database_url)
-    if not settings.seed_demo_data:
-        return None
     async with open_services(settings, pg_pool_size=2) as services:
-        creds = await seed_demo(services)
+        # First start builds the live inventory (epoch 1); after a Redis restart or data
+        # loss it is rebuilt from Postgres before any sale (FAIRSEAT_REBUILD_ON_START).
+        await ensure_inventory_ready(services)
+        creds = await seed_demo(services) if settings.seed_demo_data else None
     if creds is None:
         return None
     return {
@@ -194,6 +196,7 @@ async def run_background(
     from reservation.services import open_services
     from reservation.workers.persister import Persister, owned_shards
     from reservation.workers.sweeper import Sweeper
+    from reservation.workflows.rebuild_inventory import install_epoch_guard
 
     stop = stop or asyncio.Event()
     with contextlib.suppress(NotImplementedError):
@@ -204,6 +207,8 @@ async def run_background(
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             loop.add_signal_handler(signal.SIGINT, stop.set)
     async with open_services(settings, pg_pool_size=4) as services:
+        # The sweeper must not expire holds while sales are closed after a data loss.
+        install_epoch_guard(services)
         if metrics_port is not None:
             from prometheus_client import start_http_server
 
