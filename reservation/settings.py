@@ -100,6 +100,12 @@ class Settings:
     train_cache_ms: int = 2000
 
     # --- durability (issue 4): fields below this line ---
+    # How often a process re-reads the inventory epoch from Postgres (and checks that no
+    # Redis node restarted since the last rebuild), and whether ``fairseat serve`` rebuilds
+    # the live inventory from Postgres at start when sales are closed.
+    epoch_refresh_ms: int = 1000
+    watch_redis_restarts: bool = True
+    rebuild_on_start: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +164,13 @@ class Settings:
             or defaults.train_release_time,
             train_cache_ms=_int(env, "FAIRSEAT_TRAIN_CACHE_MS", defaults.train_cache_ms),
             # --- durability (issue 4): fields below this line ---
+            epoch_refresh_ms=_int(
+                env, "FAIRSEAT_EPOCH_REFRESH_MS", defaults.epoch_refresh_ms, minimum=10
+            ),
+            watch_redis_restarts=_bool(
+                env, "FAIRSEAT_WATCH_REDIS_RESTARTS", defaults.watch_redis_restarts
+            ),
+            rebuild_on_start=_bool(env, "FAIRSEAT_REBUILD_ON_START", defaults.rebuild_on_start),
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
             if env.get("PROMETHEUS_MULTIPROC_DIR")
             else None,

@@ -134,6 +134,7 @@ async def prepare(settings: Settings) -> dict[str, str] | None:
     from reservation.seed import seed_demo
     from reservation.services import open_services
     from reservation.store.migrate import apply_migrations
+    from reservation.trains_seed import seed_trains
     from reservation.workflows.rebuild_inventory import ensure_inventory_ready
 
     assert settings.database_url is not None
@@ -143,6 +144,9 @@ async def prepare(settings: Settings) -> dict[str, str] | None:
         # loss it is rebuilt from Postgres before any sale (FAIRSEAT_REBUILD_ON_START).
         await ensure_inventory_ready(services)
         creds = await seed_demo(services) if settings.seed_demo_data else None
+        if settings.seed_demo_data:
+            # After seed_demo, which seeds only while no provider exists at all.
+            await seed_trains(services)
     if creds is None:
         return None
     return {
