@@ -7,7 +7,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from reservation.api import citizen, openapi, operator, passengers, provider, system, trains
+from reservation.api import (
+    citizen,
+    openapi,
+    operator,
+    passengers,
+    provider,
+    system,
+    tickets,
+    trains,
+)
 from reservation.api.middleware import (
     concurrency_limit_middleware,
     errors_middleware,
@@ -30,6 +39,7 @@ def all_routes() -> list[Route]:
         *citizen.ROUTES,
         *provider.ROUTES,
         *trains.ROUTES,
+        *tickets.ROUTES,
         *passengers.ROUTES,
         *operator.ROUTES,
     ]
