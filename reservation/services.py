@@ -20,10 +20,13 @@ from inventory.script_client import ScriptClient
 from inventory.seat_engine import SeatEngine
 from inventory.slot_engine import SlotEngine
 from reservation.auth import Authenticator, TokenSigner
+from reservation.domain.bookings import BookingRow
 from reservation.domain.clock import Clock, system_clock
 from reservation.metrics import Metrics
 from reservation.settings import Settings, SettingsError
-from reservation.store.db import create_pool
+from reservation.store.bookings import upsert_bookings
+from reservation.store.db import create_pool, is_transient
+from reservation.store.group_commit import GroupCommit
 
 
 @dataclass
@@ -35,6 +38,8 @@ class Services:
     slots: SlotEngine
     gate: AccountGate
     seats: SeatEngine
+    # Confirmed bookings, committed together with those of concurrent requests.
+    booking_commits: GroupCommit[BookingRow]
     auth: Authenticator
     metrics: Metrics
     clock: Clock
@@ -75,6 +80,9 @@ async def open_services(
     keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
     # One pipelining script client per process, shared by the engine and the gate.
     calls = ScriptClient(client)
+    commits: GroupCommit[BookingRow] = GroupCommit(
+        pool, upsert_bookings, retry_alone=lambda exc: not is_transient(exc)
+    )
     slots = SlotEngine(client, keys, calls=calls)
     try:
         secret = settings.secret_key.encode()
@@ -86,6 +94,7 @@ async def open_services(
             slots=slots,
             gate=AccountGate(client, keys, calls),
             seats=SeatEngine(client, keys, clock=clock),
+            booking_commits=commits,
             auth=Authenticator(
                 TokenSigner(secret, settings.token_ttl_seconds), pool, settings.operator_key
             ),
@@ -95,6 +104,7 @@ async def open_services(
             secret_key=secret,
         )
     finally:
+        await commits.aclose()
         await calls.aclose()
         if settings.redis_cluster:
             await client.aclose()

@@ -14,7 +14,6 @@ from reservation.domain.bookings import BookingRow
 from reservation.domain.clock import from_ms
 from reservation.errors import StoreUnavailable
 from reservation.services import Services
-from reservation.store import bookings as booking_store
 from reservation.store.db import is_transient
 
 
@@ -42,8 +41,8 @@ async def confirm_booking(services: Services, *, account_id: str, hold_id: str) 
         end_reason=None,
     )
     try:
-        async with services.pool.acquire() as conn:
-            await booking_store.upsert_bookings(conn, [row])
+        # Committed (with concurrent confirms, in one transaction) before we answer.
+        await services.booking_commits.submit(row)
     except Exception as exc:
         if is_transient(exc):
             services.metrics.confirms.labels("slot", "store_unavailable").inc()
