@@ -1,4 +1,4 @@
-"""`fairseat inventory rebuild | reconcile | status`: the live inventory against Postgres.
+"""`fairseat inventory rebuild | reconcile | status | dead-letters | replay-dead-letters`.
 
 Each command shares a running ``fairseat serve``'s embedded servers (or starts its own, or
 uses DATABASE_URL / REDIS_URL), applies migrations, and opens the usual services.
@@ -60,6 +60,29 @@ async def _status(services: Any) -> int:
     return 0 if status["sales_open"] else 1
 
 
+async def _dead_letters(services: Any) -> int:
+    from reservation.workers.dead_letters import list_dead_letters
+
+    letters = await list_dead_letters(services)
+    for letter in letters:
+        print(
+            f"shard {letter.shard} entry {letter.entry_id} ({letter.fields.get('type')} "
+            f"{letter.fields.get('hold', '')}): {letter.reason}"
+        )
+    print(f"{len(letters)} dead letter(s).")
+    return 1 if letters else 0
+
+
+async def _replay(services: Any) -> int:
+    from reservation.workers.dead_letters import replay_dead_letters
+
+    report = await replay_dead_letters(services)
+    for letter, error in report.failed:
+        print(f"still failing: shard {letter.shard} entry {letter.entry_id}: {error}")
+    print(f"replayed {report.replayed}, still failing {len(report.failed)}.")
+    return 1 if report.failed else 0
+
+
 def register(sub: Any, settings_from_args: Callable[[argparse.Namespace], Any]) -> None:
     inventory = sub.add_parser("inventory", help="rebuild or check the live inventory")
     commands = inventory.add_subparsers(dest="inventory_command", required=True)
@@ -67,6 +90,8 @@ def register(sub: Any, settings_from_args: Callable[[argparse.Namespace], Any]) 
         ("rebuild", _rebuild, "close sales, rebuild Redis from Postgres, open sales"),
         ("reconcile", _reconcile, "print every difference between Redis and Postgres (exit 1)"),
         ("status", _status, "the epoch and whether sales are open (exit 1 if closed)"),
+        ("dead-letters", _dead_letters, "list outbox entries the persister gave up on"),
+        ("replay-dead-letters", _replay, "write dead letters to Postgres again (idempotent)"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--data-dir", help="folder of the embedded servers")

@@ -200,6 +200,12 @@ class Persister:
             return event, [], tickets
         return event, [booking_from_event(entry.fields)], []
 
+    async def write_entry(self, entry: Entry) -> None:
+        """Write one entry in a transaction of its own (used to replay dead letters under
+        their original event id, so a replay can never duplicate an event)."""
+        event, entry_bookings, entry_tickets = self._rows(entry)
+        await self._write([event], entry_bookings, entry_tickets)
+
     async def _process(self, entries: list[Entry]) -> PassResult:
         result = PassResult()
         good: list[Entry] = []
