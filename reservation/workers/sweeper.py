@@ -20,7 +20,6 @@ from reservation.services import Services
 log = logging.getLogger("fairseat.sweeper")
 
 
-
 @dataclass
 class Sweeper:
     services: Services
