@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from inventory.epoch import EpochGuard, EpochState
 from inventory.keys import Keys
 from inventory.script_client import ScriptClient
 from inventory.slot_engine import SlotEngine, SlotSpec, hold_id_for, new_slot_id
@@ -85,8 +86,18 @@ async def _slot_rates(
     client = redis_client(settings, max_connections=concurrency)
     keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
     calls = ScriptClient(client, pipelining=pipelining)
-    engine = SlotEngine(client, keys, calls=calls)
+    # Guarded, as the service runs: every hold also checks its shard's epoch marker.
+    epoch = EpochState(1, True)
+
+    async def current_epoch() -> EpochState:
+        return epoch
+
+    engine = SlotEngine(client, keys, calls=calls, guard=EpochGuard(current_epoch))
     try:
+        async with client.pipeline(transaction=False) as pipe:
+            for shard in range(keys.shard_count):
+                pipe.set(keys.epoch(shard), epoch.expected)
+            await pipe.execute()
         now = int(time.time() * 1000)
         # Many resources (so many shards) with room for every hold we can make.
         specs = [
