@@ -104,6 +104,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "http":
+        from reservation.bench_http import run_bench_http
+
+        return run_bench_http(_settings(args), seconds=args.seconds, concurrency=args.concurrency)
     from reservation.bench import run_bench
 
     return run_bench(args.what, _settings(args), seconds=args.seconds, concurrency=args.concurrency)
@@ -145,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
-    bench.add_argument("what", choices=["slots", "seats"])
+    bench.add_argument("what", choices=["slots", "seats", "http"])
     bench.add_argument("--seconds", type=float, default=3.0)
     bench.add_argument("--concurrency", type=int, default=64)
     bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,176 @@
+"""The 07:00 hospital release: patients wait for a department's registrations to open.
+
+Run against a running service (see docs/load-testing.md)::
+
+    .venv/bin/locust -f loadtest/locustfile_hospital.py --headless -u 200 -r 50 -t 60s \\
+        --host http://127.0.0.1:8080
+
+At start (``test_start``, on the master or the only process) the profile publishes
+``--doctors`` doctors with ``--slots-per-doctor`` slots of ``--capacity`` places that open
+``--release-in`` seconds later, for provider ``--provider`` (default ``pumch``, the demo
+hospital), with the operator key from ``<data dir>/secrets.json`` or ``--staff-key``.
+Each user registers once (``POST /v1/citizens``), refreshes the day's slot list like
+someone waiting for 07:00, tries to hold a place with stock (409 ``not_released`` until
+the release), pays at once, then only looks at its bookings. 429/503 are retried after
+``Retry-After`` with the same Idempotency-Key. At the end it prints what happened and runs
+the invariant checker (exit code 1 if an invariant fails; ``--skip-invariants`` to skip).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from locust import FastHttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+from loadtest.scenarios import (
+    SlotPlan,
+    Tally,
+    plan_day,
+    publish_slots_sync,
+    registration_body,
+    run_invariant_check,
+    service_keys,
+)
+from reservation.settings import Settings
+
+TALLY = Tally()
+PLAN: dict[str, Any] = {}
+_numbers = itertools.count()
+_salt = secrets.randbelow(10_000_000)
+
+
+def _options(parser: Any) -> None:
+    parser.add_argument("--provider", default="pumch", help="hospital provider id")
+    parser.add_argument("--doctors", type=int, default=10)
+    parser.add_argument("--slots-per-doctor", type=int, default=4)
+    parser.add_argument("--capacity", type=int, default=5, help="places per slot")
+    parser.add_argument("--release-in", type=float, default=10.0, help="seconds until 07:00")
+    parser.add_argument("--days-ahead", type=int, default=9)
+    parser.add_argument("--staff-key", default="", help="default: operator key of data dir")
+    parser.add_argument("--data-dir", default="", help="the service's data folder")
+    parser.add_argument("--key-prefix", default="", help="the service's Redis key prefix")
+    parser.add_argument("--skip-invariants", action="store_true")
+
+
+def _data_dir(options: Any) -> Path:
+    return Path(options.data_dir) if options.data_dir else Settings.from_env().data_dir
+
+
+def _publish(environment: Any, **_kw: Any) -> None:
+    o = environment.parsed_options
+    plan = SlotPlan(
+        resources=o.doctors,
+        per_resource=o.slots_per_doctor,
+        capacity=o.capacity,
+        release_in_s=o.release_in,
+        days_ahead=o.days_ahead,
+        code_prefix="hospital",
+    )
+    PLAN.update(day=plan_day(plan), provider=o.provider)
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the master publishes; users find the slots by listing the day
+    key = o.staff_key or service_keys(_data_dir(o)).get("operator_key", "")
+    ids = publish_slots_sync(environment.host, provider_id=o.provider, key=key, plan=plan)
+    print(f"published {len(ids)} slots x {o.capacity} places, release in {o.release_in:g} s")
+
+
+class Patient(FastHttpUser):
+    wait_time = between(0.2, 1.0)  # refreshing the page while waiting for 07:00
+
+    def on_start(self) -> None:
+        with self.client.post(
+            "/v1/citizens",
+            json=registration_body(next(_numbers), _salt),
+            name="/v1/citizens",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 201:
+                resp.failure(f"register {resp.status_code}")
+                self.stop()
+                return
+            self.auth = {"Authorization": f"Bearer {resp.json()['token']}"}
+        self.booked: str | None = None
+        self.tries = itertools.count()
+
+    def _post(self, path: str, name: str, headers: dict[str, str], body: Any = None) -> Any:
+        """POST with Retry-After honoured for 429/503 (same headers: same key)."""
+        for attempt in range(4):
+            with self.client.post(
+                path, json=body, headers=headers, name=name, catch_response=True
+            ) as resp:
+                if resp.status_code in (429, 503) and attempt < 3:
+                    resp.success()  # retried below; the final answer is what counts
+                    TALLY.add(f"retried {resp.status_code}")
+                    time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5.0))
+                    continue
+                if resp.status_code in (200, 201, 409):
+                    resp.success()  # 409 is an answer (sold out, not released), not a fault
+                return resp
+        return None  # pragma: no cover
+
+    @task
+    def book_or_look(self) -> None:
+        if self.booked:
+            self.client.get("/v1/bookings", headers=self.auth, name="/v1/bookings")
+            return
+        with self.client.get(
+            "/v1/slots",
+            params={"provider_id": PLAN["provider"], "day": PLAN["day"]},
+            name="/v1/slots",
+            catch_response=True,
+        ) as resp:
+            slots = resp.json().get("slots", []) if resp.status_code == 200 else []
+        open_slots = [s["id"] for s in slots if (s.get("available") or 0) > 0]
+        if not open_slots:
+            TALLY.add("saw nothing left")
+            return
+        key = f"hosp-{id(self):x}-{next(self.tries)}"
+        held = self._post(
+            "/v1/bookings",
+            "/v1/bookings",
+            {**self.auth, "Idempotency-Key": key},
+            {"slot_id": random.choice(open_slots)},
+        )
+        if held is None or held.status_code not in (200, 201):
+            code = held.json().get("code", held.status_code) if held is not None else "none"
+            TALLY.add(f"hold {code}")
+            return
+        hold_id = held.json()["id"]
+        paid = self._post(f"/v1/bookings/{hold_id}/confirm", "/v1/bookings/[id]/confirm", self.auth)
+        if paid is not None and paid.status_code == 200:
+            self.booked = hold_id
+            TALLY.add("confirmed")
+        else:
+            TALLY.add(f"confirm {paid.status_code if paid is not None else 'none'}")
+
+
+def _check(environment: Any, **_kw: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    print(TALLY.summary("hospital 07:00 release (this process)"))
+    o = environment.parsed_options
+    if o.skip_invariants:
+        return
+    code = run_invariant_check(_data_dir(o), key_prefix=o.key_prefix or None)
+    PLAN["invariants"] = "PASS" if code == 0 else "FAIL"
+    if code != 0:
+        environment.process_exit_code = 1
+
+
+def _last_word(exit_code: int, **_kw: Any) -> None:
+    if "invariants" in PLAN:
+        print(f"invariants: {PLAN['invariants']} (table above the statistics)")
+
+
+# Registered by call, not decorator: locust is untyped, and mypy is strict.
+hooks: Any = events
+hooks.init_command_line_parser.add_listener(_options)
+hooks.test_start.add_listener(_publish)
+hooks.quitting.add_listener(_check)
+hooks.quit.add_listener(_last_word)

@@ -1,0 +1,240 @@
+"""The Spring Festival rush (春运): a crowd that searches far more than it books, hammers
+the sale opening, and keeps refreshing for returned places after the sell-out.
+
+Run against a running service (see docs/load-testing.md)::
+
+    .venv/bin/locust -f loadtest/locustfile_rush.py --headless -u 500 -r 100 -t 60s \\
+        --host http://127.0.0.1:8080
+
+For now the inventory is slots (``--product slots``): trains are being wired to HTTP. The
+user's behaviour is written against a small ``Product`` interface (publish the inventory
+at start, search it, hold one choice, pay for it, cancel it), so a ``SeatProduct`` (train
+runs, origin–destination search, seat orders for up to 5 passengers) slots in later
+without touching the crowd.
+
+At start (on the master or the only process) ``--product`` publishes its inventory
+(``--units`` units x ``--capacity`` places, opening ``--release-in`` s later). Each user
+registers, searches ``--searches-per-try`` times (10:1 by default, like 余票 queries at
+12306) per booking attempt, holds something with places left, pays; a share
+(``--return-share``) of the buyers return what they bought a few actions later (a
+refund), which the refreshing crowd then finds. 429/503 are retried after
+``Retry-After`` with the same Idempotency-Key. At the end: a summary and the invariant
+checker (exit code 1 on a failure).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from locust import FastHttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+from loadtest.scenarios import (
+    SlotPlan,
+    Tally,
+    plan_day,
+    publish_slots_sync,
+    registration_body,
+    run_invariant_check,
+    service_keys,
+)
+from reservation.settings import Settings
+
+TALLY = Tally()
+STATE: dict[str, Any] = {}
+_numbers = itertools.count()
+_salt = secrets.randbelow(10_000_000)
+
+
+class Product(Protocol):
+    """What the rush sells. Slots now; train seats (``SeatProduct``) later."""
+
+    def publish(self, host: str, key: str) -> int: ...
+
+    def search(self, user: RushUser) -> list[str]:
+        """Choices with places left (ids), as the user sees them now."""
+        ...
+
+    def hold(self, user: RushUser, choice: str, key: str) -> Any: ...
+
+    def confirm_path(self, hold_id: str) -> str: ...
+
+    def cancel_path(self, hold_id: str) -> str: ...
+
+
+class SlotProduct:
+    def __init__(self, options: Any) -> None:
+        self.plan = SlotPlan(
+            resources=options.units,
+            per_resource=1,
+            capacity=options.capacity,
+            release_in_s=options.release_in,
+            days_ahead=options.days_ahead,
+            code_prefix="rush",
+        )
+        self.provider = options.provider
+        self.day = plan_day(self.plan)
+
+    def publish(self, host: str, key: str) -> int:
+        return len(publish_slots_sync(host, provider_id=self.provider, key=key, plan=self.plan))
+
+    def search(self, user: RushUser) -> list[str]:
+        with user.client.get(
+            "/v1/slots",
+            params={"provider_id": self.provider, "day": self.day},
+            name="search /v1/slots",
+            catch_response=True,
+        ) as resp:
+            slots = resp.json().get("slots", []) if resp.status_code == 200 else []
+        return [s["id"] for s in slots if (s.get("available") or 0) > 0]
+
+    def hold(self, user: RushUser, choice: str, key: str) -> Any:
+        return user.post(
+            "/v1/bookings",
+            "/v1/bookings",
+            {**user.auth, "Idempotency-Key": key},
+            {"slot_id": choice},
+        )
+
+    def confirm_path(self, hold_id: str) -> str:
+        return f"/v1/bookings/{hold_id}/confirm"
+
+    def cancel_path(self, hold_id: str) -> str:
+        return f"/v1/bookings/{hold_id}/cancel"
+
+
+PRODUCTS = {"slots": SlotProduct}  # "seats": SeatProduct, with the train API
+
+
+def _options(parser: Any) -> None:
+    parser.add_argument("--product", choices=sorted(PRODUCTS), default="slots")
+    parser.add_argument("--provider", default="pumch", help="slots: provider id")
+    parser.add_argument("--units", type=int, default=20, help="slots: resources, one slot each")
+    parser.add_argument("--capacity", type=int, default=10, help="places per unit")
+    parser.add_argument("--release-in", type=float, default=5.0, help="seconds until opening")
+    parser.add_argument("--days-ahead", type=int, default=14)
+    parser.add_argument("--searches-per-try", type=int, default=10)
+    parser.add_argument("--return-share", type=float, default=0.02)
+    parser.add_argument("--staff-key", default="", help="default: operator key of data dir")
+    parser.add_argument("--data-dir", default="", help="the service's data folder")
+    parser.add_argument("--key-prefix", default="", help="the service's Redis key prefix")
+    parser.add_argument("--skip-invariants", action="store_true")
+
+
+def _data_dir(options: Any) -> Path:
+    return Path(options.data_dir) if options.data_dir else Settings.from_env().data_dir
+
+
+def _publish(environment: Any, **_kw: Any) -> None:
+    o = environment.parsed_options
+    product: Product = PRODUCTS[o.product](o)
+    STATE["product"] = product
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the master publishes; users find the inventory by searching
+    key = o.staff_key or service_keys(_data_dir(o)).get("operator_key", "")
+    count = product.publish(environment.host, key)
+    print(f"published {count} units x {o.capacity} places, opening in {o.release_in:g} s")
+
+
+class RushUser(FastHttpUser):
+    wait_time = between(0.05, 0.5)  # impatient: refresh, refresh, refresh
+
+    def on_start(self) -> None:
+        with self.client.post(
+            "/v1/citizens",
+            json=registration_body(next(_numbers), _salt),
+            name="/v1/citizens",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 201:
+                resp.failure(f"register {resp.status_code}")
+                self.stop()
+                return
+            self.auth = {"Authorization": f"Bearer {resp.json()['token']}"}
+        self.product: Product = STATE["product"]
+        self.bought: str | None = None
+        self.will_return = False
+        self.tries = itertools.count()
+        self.seen: list[str] = []
+        self.searches = 0
+
+    def post(self, path: str, name: str, headers: dict[str, str], body: Any = None) -> Any:
+        """POST with Retry-After honoured for 429/503 (same headers: same key)."""
+        for attempt in range(4):
+            with self.client.post(
+                path, json=body, headers=headers, name=name, catch_response=True
+            ) as resp:
+                if resp.status_code in (429, 503) and attempt < 3:
+                    resp.success()  # retried below; the final answer is what counts
+                    TALLY.add(f"retried {resp.status_code}")
+                    time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5.0))
+                    continue
+                if resp.status_code in (200, 201, 409):
+                    resp.success()  # 409 is an answer (sold out, not released), not a fault
+                return resp
+        return None  # pragma: no cover
+
+    @task
+    def rush(self) -> None:
+        o = self.environment.parsed_options
+        if self.bought:
+            # A returner gives the ticket back a few actions after buying it.
+            if self.will_return and random.random() < 0.2:
+                resp = self.post(
+                    self.product.cancel_path(self.bought), "/v1/bookings/[id]/cancel", self.auth
+                )
+                TALLY.add(f"returned {resp.status_code if resp is not None else 'none'}")
+                self.bought = None  # and back into the crowd
+            return
+        self.seen = self.product.search(self)
+        self.searches += 1
+        if self.searches % o.searches_per_try or not self.seen:
+            if not self.seen:
+                TALLY.add("searched: nothing left")
+            return
+        held = self.product.hold(
+            self, random.choice(self.seen), f"rush-{id(self):x}-{next(self.tries)}"
+        )
+        if held is None or held.status_code not in (200, 201):
+            code = held.json().get("code", held.status_code) if held is not None else "none"
+            TALLY.add(f"hold {code}")
+            return
+        hold_id = held.json()["id"]
+        paid = self.post(self.product.confirm_path(hold_id), "/v1/bookings/[id]/confirm", self.auth)
+        if paid is not None and paid.status_code == 200:
+            self.bought = hold_id
+            self.will_return = random.random() < o.return_share
+            TALLY.add("confirmed")
+        else:
+            TALLY.add(f"confirm {paid.status_code if paid is not None else 'none'}")
+
+
+def _check(environment: Any, **_kw: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    print(TALLY.summary("spring festival rush (this process)"))
+    o = environment.parsed_options
+    if o.skip_invariants:
+        return
+    code = run_invariant_check(_data_dir(o), key_prefix=o.key_prefix or None)
+    STATE["invariants"] = "PASS" if code == 0 else "FAIL"
+    if code != 0:
+        environment.process_exit_code = 1
+
+
+def _last_word(exit_code: int, **_kw: Any) -> None:
+    if "invariants" in STATE:
+        print(f"invariants: {STATE['invariants']} (table above the statistics)")
+
+
+# Registered by call, not decorator: locust is untyped, and mypy is strict.
+hooks: Any = events
+hooks.init_command_line_parser.add_listener(_options)
+hooks.test_start.add_listener(_publish)
+hooks.quitting.add_listener(_check)
+hooks.quit.add_listener(_last_word)

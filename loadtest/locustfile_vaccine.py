@@ -1,0 +1,207 @@
+"""A vaccine campaign opening: a district puts several days of sessions on sale at once.
+
+Run against a running service (see docs/load-testing.md)::
+
+    .venv/bin/locust -f loadtest/locustfile_vaccine.py --headless -u 300 -r 100 -t 60s \\
+        --host http://127.0.0.1:8080
+
+At start (on the master or the only process) the profile publishes, for provider
+``--provider`` (default ``bj-dongcheng-cdc``, the demo vaccination site), ``--days`` days
+of ``--sessions`` sessions with ``--capacity`` places each, all opening ``--release-in``
+seconds later, with the operator key from ``<data dir>/secrets.json`` or ``--staff-key``.
+Each user registers, prefers one day at random and falls back to the others, holds a
+session with places left, pays; a share of them (``--cancel-share``) later cancel and book
+again, so returned places go back on sale during the rush. 429/503 are retried after
+``Retry-After`` with the same Idempotency-Key. At the end: a summary and the invariant
+checker (exit code 1 if an invariant fails; ``--skip-invariants`` to skip).
+
+Eligibility (age band, priority group) and dose series are not in the API yet; when they
+are, users get a birth date and dose history here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from locust import FastHttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+from loadtest.scenarios import (
+    SlotPlan,
+    Tally,
+    plan_day,
+    publish_slots_sync,
+    registration_body,
+    run_invariant_check,
+    service_keys,
+)
+from reservation.settings import Settings
+
+TALLY = Tally()
+CAMPAIGN: dict[str, Any] = {"days": []}
+_numbers = itertools.count()
+_salt = secrets.randbelow(10_000_000)
+
+
+def _options(parser: Any) -> None:
+    parser.add_argument("--provider", default="bj-dongcheng-cdc", help="vaccination site id")
+    parser.add_argument("--sessions", type=int, default=8, help="sessions per day")
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--capacity", type=int, default=10, help="places per session")
+    parser.add_argument("--release-in", type=float, default=5.0, help="seconds until opening")
+    parser.add_argument("--first-day-ahead", type=int, default=12)
+    parser.add_argument("--cancel-share", type=float, default=0.05)
+    parser.add_argument("--staff-key", default="", help="default: operator key of data dir")
+    parser.add_argument("--data-dir", default="", help="the service's data folder")
+    parser.add_argument("--key-prefix", default="", help="the service's Redis key prefix")
+    parser.add_argument("--skip-invariants", action="store_true")
+
+
+def _data_dir(options: Any) -> Path:
+    return Path(options.data_dir) if options.data_dir else Settings.from_env().data_dir
+
+
+def _plans(o: Any) -> list[SlotPlan]:
+    return [
+        SlotPlan(
+            resources=1,  # one vaccination line, many sessions a day
+            per_resource=o.sessions,
+            capacity=o.capacity,
+            release_in_s=o.release_in,
+            days_ahead=o.first_day_ahead + d,
+            code_prefix="vaccine",
+        )
+        for d in range(o.days)
+    ]
+
+
+def _publish(environment: Any, **_kw: Any) -> None:
+    o = environment.parsed_options
+    plans = _plans(o)
+    CAMPAIGN.update(days=[plan_day(p) for p in plans], provider=o.provider)
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the master publishes; users find the sessions by listing the days
+    key = o.staff_key or service_keys(_data_dir(o)).get("operator_key", "")
+    total = sum(
+        len(publish_slots_sync(environment.host, provider_id=o.provider, key=key, plan=p))
+        for p in plans
+    )
+    print(f"published {total} sessions x {o.capacity} places, opening in {o.release_in:g} s")
+
+
+class Resident(FastHttpUser):
+    wait_time = between(0.3, 1.5)
+
+    def on_start(self) -> None:
+        with self.client.post(
+            "/v1/citizens",
+            json=registration_body(next(_numbers), _salt),
+            name="/v1/citizens",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 201:
+                resp.failure(f"register {resp.status_code}")
+                self.stop()
+                return
+            self.auth = {"Authorization": f"Bearer {resp.json()['token']}"}
+        self.booked: str | None = None
+        self.tries = itertools.count()
+        days = list(CAMPAIGN["days"])
+        random.shuffle(days)
+        self.days = days  # preferred first
+
+    def _post(self, path: str, name: str, headers: dict[str, str], body: Any = None) -> Any:
+        """POST with Retry-After honoured for 429/503 (same headers: same key)."""
+        for attempt in range(4):
+            with self.client.post(
+                path, json=body, headers=headers, name=name, catch_response=True
+            ) as resp:
+                if resp.status_code in (429, 503) and attempt < 3:
+                    resp.success()  # retried below; the final answer is what counts
+                    TALLY.add(f"retried {resp.status_code}")
+                    time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5.0))
+                    continue
+                if resp.status_code in (200, 201, 409):
+                    resp.success()  # 409 is an answer (sold out, not released), not a fault
+                return resp
+        return None  # pragma: no cover
+
+    def _sessions_with_places(self) -> list[str]:
+        for day in self.days:
+            with self.client.get(
+                "/v1/slots",
+                params={"provider_id": CAMPAIGN["provider"], "day": day},
+                name="/v1/slots?day",
+                catch_response=True,
+            ) as resp:
+                slots = resp.json().get("slots", []) if resp.status_code == 200 else []
+            found = [s["id"] for s in slots if (s.get("available") or 0) > 0]
+            if found:
+                return found
+        return []
+
+    @task
+    def campaign(self) -> None:
+        if self.booked:
+            if random.random() < self.environment.parsed_options.cancel_share:
+                resp = self._post(
+                    f"/v1/bookings/{self.booked}/cancel", "/v1/bookings/[id]/cancel", self.auth
+                )
+                TALLY.add(f"cancel {resp.status_code if resp is not None else 'none'}")
+                self.booked = None
+                random.shuffle(self.days)
+            else:
+                self.client.get("/v1/bookings", headers=self.auth, name="/v1/bookings")
+            return
+        sessions = self._sessions_with_places()
+        if not sessions:
+            TALLY.add("saw nothing left")
+            return
+        held = self._post(
+            "/v1/bookings",
+            "/v1/bookings",
+            {**self.auth, "Idempotency-Key": f"vac-{id(self):x}-{next(self.tries)}"},
+            {"slot_id": random.choice(sessions)},
+        )
+        if held is None or held.status_code not in (200, 201):
+            code = held.json().get("code", held.status_code) if held is not None else "none"
+            TALLY.add(f"hold {code}")
+            return
+        hold_id = held.json()["id"]
+        paid = self._post(f"/v1/bookings/{hold_id}/confirm", "/v1/bookings/[id]/confirm", self.auth)
+        if paid is not None and paid.status_code == 200:
+            self.booked = hold_id
+            TALLY.add("confirmed")
+        else:
+            TALLY.add(f"confirm {paid.status_code if paid is not None else 'none'}")
+
+
+def _check(environment: Any, **_kw: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    print(TALLY.summary("vaccine campaign opening (this process)"))
+    o = environment.parsed_options
+    if o.skip_invariants:
+        return
+    code = run_invariant_check(_data_dir(o), key_prefix=o.key_prefix or None)
+    CAMPAIGN["invariants"] = "PASS" if code == 0 else "FAIL"
+    if code != 0:
+        environment.process_exit_code = 1
+
+
+def _last_word(exit_code: int, **_kw: Any) -> None:
+    if "invariants" in CAMPAIGN:
+        print(f"invariants: {CAMPAIGN['invariants']} (table above the statistics)")
+
+
+# Registered by call, not decorator: locust is untyped, and mypy is strict.
+hooks: Any = events
+hooks.init_command_line_parser.add_listener(_options)
+hooks.test_start.add_listener(_publish)
+hooks.quitting.add_listener(_check)
+hooks.quit.add_listener(_last_word)
