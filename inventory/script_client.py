@@ -27,8 +27,8 @@ from collections import deque
 from typing import Any
 
 import hiredis
+from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 
 Call = tuple[Any, list[str], list[Any]]  # (registered redis-py Script, keys, args)
 
@@ -99,6 +99,10 @@ class _Connection(asyncio.Protocol):
 
     def send(self, packed: bytes, count: int) -> asyncio.Future[list[Any]]:
         future: asyncio.Future[list[Any]] = self.loop.create_future()
+        if self.closed:
+            # Closed while the caller waited for it: fail now (nothing would ever answer).
+            future.set_exception(RedisConnectionError("Redis connection closed"))
+            return future
         self.pending.append(_Pending(future, count))
         self.outgoing.append(packed)
         if not self.flush_scheduled:
@@ -232,17 +236,35 @@ class ScriptClient:
 
     async def _finish(self, calls: list[Call], results: list[Any]) -> list[Any]:
         for i, result in enumerate(results):
-            if isinstance(result, NoScriptError) or (
-                isinstance(result, ResponseError) and str(result).startswith("NOSCRIPT")
-            ):
-                script, keys, args = calls[i]
-                script.sha = await self.client.script_load(script.script)
-                results[i] = await self.client.evalsha(script.sha, len(keys), *keys, *args)
+            if _is_noscript(result):
+                results[i] = await self._reload_and_run(calls[i])
+            elif isinstance(result, ResponseError) and str(result).startswith("LOADING"):
+                # Redis is loading its data after a restart: unavailable, not a bug (503).
+                raise BusyLoadingError(str(result))
             elif isinstance(result, Exception):
                 raise result
         return results
+
+    async def _reload_and_run(self, call: Call) -> Any:
+        """Load the script and run it again. Another flush (a second failover, an
+        operator's SCRIPT FLUSH) may land in between, so this is tried a few times."""
+        script, keys, args = call
+        for attempt in range(3):
+            script.sha = await self.client.script_load(script.script)
+            try:
+                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call_many_redis_py(self, calls: list[Call]) -> list[Any]:
         # redis-py's cluster pipelines refuse EVALSHA, and calls in different hash slots
         # go to different nodes anyway: run them one after another, in order.
         return [await script(keys=keys, args=args) for script, keys, args in calls]
+
+
+def _is_noscript(result: Any) -> bool:
+    return isinstance(result, NoScriptError) or (
+        isinstance(result, ResponseError) and str(result).startswith("NOSCRIPT")
+    )

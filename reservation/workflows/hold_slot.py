@@ -12,7 +12,15 @@ import hmac
 import secrets
 
 from inventory.account_gate import AccountGate
-from inventory.errors import HoldCapReached, InventoryError
+from inventory.errors import (
+    Closed,
+    HoldCapReached,
+    InventoryError,
+    NotFoundInInventory,
+    NotReleased,
+    PersonLimitReached,
+    SoldOut,
+)
 from inventory.slot_engine import Hold, SlotEngine, hold_id_for
 from reservation.domain.slots import hold_deadline_ms
 from reservation.errors import NotFound
@@ -46,6 +54,9 @@ class PersonCache:
         return person
 
 
+NOT_HELD = (SoldOut, NotReleased, Closed, PersonLimitReached, NotFoundInInventory)
+
+
 async def hold_within_cap(
     engine: SlotEngine,
     gate: AccountGate,
@@ -65,7 +76,7 @@ async def hold_within_cap(
     of a hold that already exists is answered as a replay even when the cap is full now.
     """
     try:
-        counted = await gate.reserve(
+        await gate.reserve(
             account_id=account_id, hold_id=hold_id, now_ms=now_ms, deadline_ms=deadline_ms, cap=cap
         )
     except HoldCapReached:
@@ -89,12 +100,16 @@ async def hold_within_cap(
             now_ms=now_ms,
             deadline_ms=deadline_ms,
         )
-    except BaseException:
-        if counted:
-            await gate.release(account_id=account_id, hold_id=hold_id)
+    except NOT_HELD:
+        # Refused before any write: no hold has this id, so it must not count, whether
+        # this call or an earlier attempt (a lost reply, a crashed worker) counted it.
+        await gate.release(account_id=account_id, hold_id=hold_id)
         raise
-    # A replay whose first count is gone (paid, cancelled, expired) must not count again.
-    if counted and (hold.replay or hold.state != "held"):
+    # Other failures leave it unknown whether the hold exists (a lost reply, sales closed,
+    # the id taken by another request): the entry stays, so the cap errs on the strict
+    # side until the deadline. A hold that is not live (paid, cancelled, expired) never
+    # counts.
+    if hold.state != "held":
         await gate.release(account_id=account_id, hold_id=hold_id)
     return hold
 

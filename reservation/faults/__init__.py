@@ -1,0 +1,1 @@
+"""Fault injection: a lossy TCP proxy for Redis and the ``fairseat chaos`` harness."""
