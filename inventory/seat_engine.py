@@ -224,6 +224,28 @@ class SeatEngine:
             hold_id, "cancel", account_id, "1" if change_aborted else "", now_ms, where
         )
 
+    async def release_one(
+        self,
+        account_id: str,
+        hold_id: str,
+        place: int,
+        *,
+        now_ms: int | None = None,
+        where: tuple[str, str] | None = None,
+    ) -> Outcome:
+        """Return the seat of the ``place``-th passenger (from 1) of a confirmed party, the
+        others keep theirs (a per-ticket refund). Again: REPLAY. Never the party's last live
+        seat (cancel the hold for that). No outbox event: the caller records the ticket."""
+        return await self._release_call(
+            hold_id, "release_one", account_id, str(place), now_ms, where
+        )
+
+    async def gone(self, hold_id: str) -> dict[int, int]:
+        """The places (from 1) of a hold whose seats went back one by one -> when (ms)."""
+        raw = await self._hold_record(hold_id)
+        places = [int(p) for p in raw.get("gone", "").split(",") if p]
+        return {p: int(raw.get(f"gone_at:{p}", "0")) for p in places}
+
     async def expire_raw(
         self, hold_id: str, *, now_ms: int | None = None, change_aborted: bool = False
     ) -> Outcome:
@@ -322,13 +344,14 @@ class SeatEngine:
             raise error_for(SeatCode.BAD_REQUEST, reason="a change goes to another run")
         if old.state not in ("confirmed", "changed"):
             raise error_for(SeatCode.HOLD_NOT_LIVE, state=old.state)
+        gone = await self.gone(old_hold_id)  # refunded one by one: they do not move
         new = await self.hold(
             account_id,
             new_run_id,
             new_class,
             a,
             b,
-            old.passengers,
+            [p for i, p in enumerate(old.passengers, 1) if i not in gone],
             idempotency_key=idempotency_key,
             wish=wish,
             deadline_ms=deadline_ms,

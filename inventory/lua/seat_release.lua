@@ -1,5 +1,5 @@
 --[[
-seat_release: return a hold's segments to inventory, exactly once: cancel (owner), expire (sweeper, past the deadline) or change (改签 commit at the old ticket); abort_change records that a pending change will never commit.
+seat_release: return a hold's segments to inventory, exactly once: cancel (owner), expire (sweeper, past the deadline) or change (改签 commit at the old ticket); abort_change records that a pending change will never commit; release_one (owner) returns one passenger's seat of a confirmed party (a per-ticket refund), the others keep theirs.
 KEYS[1] meta       hash    (as seat_hold: KEYS[1..8] are the run-class inventory and the run's passenger index)
 KEYS[2] seats      hash
 KEYS[3] bypat      zset
@@ -13,11 +13,12 @@ KEYS[10] deadlines zset    the shard's expiry index
 KEYS[11] outbox    stream  gets a `cancelled`, `expired` or `released` (reason changed) event
 ARGV[1] now_ms
 ARGV[2] hold id
-ARGV[3] mode: cancel | expire | change | abort_change
-ARGV[4] account: the owner, checked by cancel and change; "" for expire and abort_change (the sweeper)
+ARGV[3] mode: cancel | expire | change | abort_change | release_one
+ARGV[4] account: the owner, checked by cancel, change and release_one; "" for expire and abort_change (the sweeper)
 ARGV[5] keep_ms: lifetime of a cancelled or expired hold's record
-ARGV[6] cancel, expire: "1" once the hold's pending change was aborted at its old ticket, else ""; change, abort_change: the new hold id
-Returns: {code, state}  code 0 = OK (the new state), 1 = REPLAY (nothing to do: the state is final already, or the change decision stands), negative = refusal (see inventory/seat_codes.py)
+ARGV[6] cancel, expire: "1" once the hold's pending change was aborted at its old ticket, else ""; change, abort_change: the new hold id; release_one: the passenger's place in the hold (1..5)
+Returns: {code, state}  code 0 = OK (the new state; release_one: 'released_one'), 1 = REPLAY (nothing to do: the state is final already, or the change decision stands, or that passenger's seat is back already), negative = refusal (see inventory/seat_codes.py)
+A released passenger's place is kept in the hold's field `gone` (",2,"), and when in `gone_at:<place>`: the hold's seats and pax lists keep every place (ticket n stays the n-th passenger), and every later release skips the places gone. release_one appends no outbox event: its caller records the ticket (refunded) in Postgres before answering; a retry is a REPLAY. It never releases a party's last live seat (BAD_REQUEST: cancel the hold instead).
 ]]
 
 local OK, REPLAY, BAD_REQUEST, HOLD_NOT_FOUND, HOLD_NOT_LIVE = 0, 1, -2, -6, -7
@@ -25,7 +26,8 @@ local NOT_DUE, CHANGE_PENDING, CHANGE_ABORTED, CORRUPT = -9, -10, -11, -13
 
 local now, hold_id, mode, account, extra = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local h = redis.call('HMGET', KEYS[9], 'acct', 'state', 'a', 'b', 'seats', 'pax', 'deadline',
-  'change_of', 'changed_to', 'run', 'cls')
+  'change_of', 'changed_to', 'run', 'cls', 'gone')
+local gone = h[12] or ''
 local acct, state, change_of = h[1], h[2], h[8]
 if not acct then
   if mode == 'expire' then
@@ -33,7 +35,7 @@ if not acct then
   end
   return {HOLD_NOT_FOUND}
 end
-if (mode == 'cancel' or mode == 'change') and acct ~= account then
+if (mode == 'cancel' or mode == 'change' or mode == 'release_one') and acct ~= account then
   return {HOLD_NOT_FOUND}
 end
 
@@ -61,8 +63,20 @@ elseif (mode == 'change' or mode == 'abort_change') and extra ~= '' then
   if aborted then return {CHANGE_ABORTED} end
   if state ~= 'confirmed' then return {HOLD_NOT_LIVE, state} end
   target = 'changed'
+elseif mode == 'release_one' then
+  if state ~= 'confirmed' then return {HOLD_NOT_LIVE, state} end
+  local k, n = tonumber(extra), select(2, string.gsub(h[6], '[^,]+', ''))
+  if not k or k < 1 or k > n or k % 1 ~= 0 then return {BAD_REQUEST} end
+  if string.find(gone, ',' .. k .. ',', 1, true) then return {REPLAY, 'released_one'} end
+  if n - select(2, string.gsub(gone, '%d+', '')) <= 1 then return {BAD_REQUEST} end
+  extra, target = tostring(k), 'released_one'
 else
   return {BAD_REQUEST}
+end
+-- The places this call frees: one for release_one, else every place not gone already.
+local function frees(i)
+  if target == 'released_one' then return tostring(i) == extra end
+  return not string.find(gone, ',' .. i .. ',', 1, true)
 end
 
 -- The keys must be the hold's own unit, and each seat sold on [a, b) exactly as the hold
@@ -73,9 +87,12 @@ if meta[2] ~= h[10] or meta[3] ~= h[11] then
 end
 local nseg = tonumber(meta[1])
 local a, b = tonumber(h[3]), tonumber(h[4])
-local tails, ords = {}, {}
+local tails, ords, place = {}, {}, 0
 for t in string.gmatch(h[5], '[^;]+') do
-  tails[#tails + 1], ords[#ords + 1] = t, string.sub(t, 1, 5)
+  place = place + 1
+  if frees(place) then
+    tails[#tails + 1], ords[#ords + 1] = t, string.sub(t, 1, 5)
+  end
 end
 local records = redis.call('HMGET', KEYS[2], unpack(ords))
 local groups, order = {}, {}
@@ -197,10 +214,17 @@ end
 flush_gaps()
 
 local pax = {}
+place = 0
 for p in string.gmatch(h[6], '[^,]+') do
-  pax[#pax + 1] = p
+  place = place + 1
+  if frees(place) then pax[#pax + 1] = p end
 end
 redis.call('HDEL', KEYS[8], unpack(pax)) -- a live hold's passengers point to it alone
+if target == 'released_one' then
+  redis.call('HSET', KEYS[9], 'gone', (gone == '' and ',' or gone) .. extra .. ',',
+    'gone_at:' .. extra, ARGV[1])
+  return {OK, target}
+end
 redis.call('ZREM', KEYS[10], hold_id)
 local changed_to = target == 'changed' and extra or ''
 redis.call('HSET', KEYS[9], 'state', target, 'changed_to', changed_to, 'ended', ARGV[1])

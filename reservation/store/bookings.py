@@ -118,8 +118,11 @@ async def upsert_tickets(conn: Any, rows: Sequence[TicketRow]) -> None:
         await conn.executemany(UPSERT_TICKET, [_ticket_args(r) for r in rows])
 
 
-async def mark_refunded(conn: Any, hold_id: str, fees_fen: Sequence[int], at: dt.datetime) -> int:
-    """Record a refund of a hold's tickets (fee per passenger, in order) once the money went
+async def mark_refunded(
+    conn: Any, hold_id: str, fees_fen: Sequence[int | None], at: dt.datetime
+) -> int:
+    """Record a refund of a hold's tickets (fee per passenger, in order; None leaves that
+    passenger's ticket alone: a refund of some tickets of a party) once the money went
     back; forward-only like every ticket write, so a repeat changes nothing. The seat's
     ``cancelled`` event may be persisted before or after: it never undoes ``refunded``.
     Returns how many tickets changed now."""
@@ -128,7 +131,8 @@ async def mark_refunded(conn: Any, hold_id: str, fees_fen: Sequence[int], at: dt
                   refund_fee_fen = f.fee, ended_at = COALESCE(t.ended_at, $3),
                   end_reason = COALESCE(t.end_reason, 'refunded'), updated_at = now()
            FROM unnest($2::integer[]) WITH ORDINALITY AS f(fee, n)
-           WHERE t.hold_id = $1 AND t.passenger_no = f.n AND t.state_rank < 4""",
+           WHERE t.hold_id = $1 AND t.passenger_no = f.n AND f.fee IS NOT NULL
+             AND t.state_rank < 4""",
         hold_id,
         list(fees_fen),
         at,
