@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from reservation.domain.clock import CHINA
+from reservation.domain.clock import iso
 
-
-def iso(value: dt.datetime | None) -> str | None:
-    """ISO 8601 in China Standard Time (+08:00), the time citizens and providers live in."""
-    return value.astimezone(CHINA).isoformat() if value is not None else None
+__all__ = ["booking_from_row", "iso", "slot_from_row"]
 
 
 def booking_from_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -28,3 +28,8 @@ def to_ms(moment: dt.datetime) -> int:
 
 def local_day(moment: dt.datetime) -> dt.date:
     return moment.astimezone(CHINA).date()
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """ISO 8601 in China Standard Time (+08:00), the time citizens and providers live in."""
+    return value.astimezone(CHINA).isoformat() if value is not None else None

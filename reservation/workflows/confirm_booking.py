@@ -8,7 +8,7 @@ call answers it as a replay); the place stays the citizen's and is never sold tw
 
 from __future__ import annotations
 
-from inventory.errors import InventoryError
+from inventory.errors import InventoryError, NotFoundInInventory, NotOwner
 from inventory.slot_engine import ConfirmedHold
 from reservation.domain.bookings import BookingRow
 from reservation.domain.clock import from_ms
@@ -22,6 +22,10 @@ async def confirm_booking(services: Services, *, account_id: str, hold_id: str) 
         confirmed = await services.slots.confirm(
             hold_id=hold_id, account_id=account_id, now_ms=services.clock()
         )
+    except NotFoundInInventory:
+        # Answered exactly like someone else's hold: a stranger learns nothing of an id.
+        services.metrics.confirms.labels("slot", "not_found").inc()
+        raise NotOwner() from None
     except InventoryError as exc:
         services.metrics.confirms.labels("slot", exc.code).inc()
         raise

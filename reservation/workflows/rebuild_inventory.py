@@ -30,7 +30,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from inventory.epoch import LOST, NEVER_BUILT, REBUILDING, EpochGuard, EpochState
 from inventory.slot_engine import RestoredHold, RestoredSlot, shard_from_id
-from reservation.domain.clock import from_ms, to_ms
+from reservation.domain.clock import from_ms, iso, to_ms
 from reservation.services import Services
 from reservation.store import inventory_state as store
 from reservation.workers.persister import Persister
@@ -246,7 +246,7 @@ async def inventory_status(services: Services) -> dict[str, Any]:
         "epoch": row["epoch"] if row is not None else None,
         "open_in_postgres": bool(row["open"]) if row is not None else False,
         "reason": row["reason"] if row is not None else "never built",
-        "rebuilt_at": row["rebuilt_at"].isoformat() if row and row["rebuilt_at"] else None,
+        "rebuilt_at": iso(row["rebuilt_at"]) if row else None,
         "shards": len(markers),
         "shards_matching": len(markers) - sum(others.values()),
         "other_markers": dict(others),

@@ -31,7 +31,7 @@ from typing import Any
 
 from inventory.seat_engine import HoldInfo, SeatEngine
 from reservation.domain.bookings import TicketRow, ticket_id
-from reservation.domain.clock import from_ms
+from reservation.domain.clock import from_ms, iso
 from reservation.domain.fares import fare
 from reservation.domain.refunds import DEFAULT_SCHEDULE, RefundSchedule
 from reservation.domain.ticket_rules import DEFAULT_RULES, TicketRuleError, TicketRules
@@ -379,7 +379,7 @@ async def order_views(services: Services, rows: list[dict[str, Any]]) -> list[di
                 "state": states.pop() if len(states) == 1 else "mixed",
                 "run_id": first["run_id"],
                 "seat_class": first["seat_class"],
-                "deadline": first["deadline"].isoformat() if first["deadline"] else None,
+                "deadline": iso(first["deadline"]),
                 "price_fen": sum(t["price_fen"] or 0 for t in tickets),
                 "change_of": first["change_of"],
                 "tickets": tickets,

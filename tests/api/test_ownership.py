@@ -76,3 +76,24 @@ async def test_unknown_provider(api: Api) -> None:
         "/v1/providers/nope/slots", params={"day": "2030-01-01"}, headers=api.operator
     )
     assert resp.status == 404
+
+
+async def test_an_unknown_id_and_someone_elses_look_the_same(api: Api) -> None:
+    [slot] = await api.publish("hosp-a", [api.slot()])
+    alice, mallory = await register(api.client), await register(api.client)
+    hold = await (
+        await api.client.post(
+            "/v1/bookings", json={"slot_id": slot["id"]}, headers=alice["headers"]
+        )
+    ).json()
+    unknown = hold["id"][: hold["id"].index("-") + 1] + "0" * 24
+    for action in ("confirm", "cancel"):
+        answers = []
+        for booking_id in (hold["id"], unknown):
+            resp = await api.client.post(
+                f"/v1/bookings/{booking_id}/{action}", headers=mallory["headers"]
+            )
+            body = await resp.json()
+            answers.append((resp.status, body["code"], body["message"]))
+        assert answers[0] == answers[1], action
+        assert answers[0][0] == 404

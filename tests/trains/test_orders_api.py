@@ -132,9 +132,8 @@ async def test_hold_pay_e_tickets_refund_and_change(api: Api) -> None:
     coach = {t["coach"] for t in held["tickets"]}
     seats = sorted(t["seat"] for t in held["tickets"])
     assert coach == {"02"} and seats[0][:2] == seats[1][:2]  # one row, side by side
-    assert (
-        held["deadline"]
-        == dt.datetime.fromtimestamp(api.clock.now_ms / 1000 + 1800, dt.UTC).isoformat()
+    assert dt.datetime.fromisoformat(held["deadline"]) == dt.datetime.fromtimestamp(
+        api.clock.now_ms / 1000 + 1800, dt.UTC
     )
     again = await call(api, "POST", "/v1/orders", me, order_body(g1, me["pax"][:2]), 200, "k1")
     assert again["id"] == held["id"] and again["replay"] is True
@@ -236,19 +235,17 @@ async def test_payment_deadline(api: Api) -> None:
     g1 = f"G1-{day:%Y%m%d}"
     me = await citizen(api, extra=2)
     held = await call(api, "POST", "/v1/orders", me, order_body(g1, [me["pax"][0]]), 201)
-    assert (
-        held["deadline"]
-        == dt.datetime.fromtimestamp(api.clock.now_ms / 1000 + 30 * 60, dt.UTC).isoformat()
+    assert dt.datetime.fromisoformat(held["deadline"]) == dt.datetime.fromtimestamp(
+        api.clock.now_ms / 1000 + 30 * 60, dt.UTC
     )
     api.clock.now_ms = at(day, 7, 30)  # 90 minutes before departure: 10 minutes to pay
     held = await call(api, "POST", "/v1/orders", me, order_body(g1, [me["pax"][1]]), 201)
-    assert (
-        held["deadline"]
-        == dt.datetime.fromtimestamp(api.clock.now_ms / 1000 + 10 * 60, dt.UTC).isoformat()
+    assert dt.datetime.fromisoformat(held["deadline"]) == dt.datetime.fromtimestamp(
+        api.clock.now_ms / 1000 + 10 * 60, dt.UTC
     )
     api.clock.now_ms = at(day, 8, 55)  # never after departure
     held = await call(api, "POST", "/v1/orders", me, order_body(g1, [me["pax"][2]]), 201)
-    assert held["deadline"] == f"{day}T01:00:00+00:00"
+    assert held["deadline"] == f"{day}T09:00:00+08:00"  # 01:00 UTC, in China time
     api.clock.now_ms = at(day, 9, 1)
     body = await call(api, "POST", f"/v1/orders/{held['id']}/pay", me, status=409)
     assert body["code"] == "hold_expired"
