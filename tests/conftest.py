@@ -140,12 +140,15 @@ async def key_prefix(
     when the test also used it.
     """
     prefix = f"t{next(_test_numbers)}"
+    # Looked up now: fixtures may not be requested during teardown.
+    cluster: RedisCluster | None = None
+    if "redis_cluster" in request.fixturenames or on_cluster():
+        cluster = request.getfixturevalue("redis_cluster")
     yield prefix
     pattern = f"{prefix}:*"
     async with aioredis.Redis.from_url(redis_url) as client:
         await _unlink_matching(client, pattern)
-    if "redis_cluster" in request.fixturenames or on_cluster():
-        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    if cluster is not None:
         for url in cluster.urls:
             async with aioredis.Redis.from_url(url) as node:
                 await _unlink_matching(node, pattern)
