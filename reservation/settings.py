@@ -40,6 +40,22 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be a boolean, got {raw!r}")
 
 
+def _hhmm(env: Mapping[str, str], name: str, default: str) -> str:
+    """A time of day as ``HH:MM`` (China time), checked here so a typo fails at start-up."""
+    raw = env.get(name) or default
+    hour, sep, minute = raw.partition(":")
+    if not (
+        sep
+        and hour.isdigit()
+        and minute.isdigit()
+        and len(minute) == 2
+        and int(hour) < 24
+        and int(minute) < 60
+    ):
+        raise SettingsError(f"{name} must be HH:MM, got {raw!r}")
+    return raw
+
+
 def _str(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     return raw if raw else None
@@ -160,8 +176,9 @@ class Settings:
             train_sale_days=_int(
                 env, "FAIRSEAT_TRAIN_SALE_DAYS", defaults.train_sale_days, minimum=1
             ),
-            train_release_time=env.get("FAIRSEAT_TRAIN_RELEASE_TIME")
-            or defaults.train_release_time,
+            train_release_time=_hhmm(
+                env, "FAIRSEAT_TRAIN_RELEASE_TIME", defaults.train_release_time
+            ),
             train_cache_ms=_int(env, "FAIRSEAT_TRAIN_CACHE_MS", defaults.train_cache_ms),
             # --- durability (issue 4): fields below this line ---
             epoch_refresh_ms=_int(
