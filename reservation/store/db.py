@@ -42,9 +42,30 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> Any:
+class Pool:
+    """An asyncpg pool whose ``acquire()`` waits at most ``acquire_timeout`` seconds.
+
+    asyncpg waits forever for a free connection by default; at the rush that would queue
+    requests without bound. A wait past the limit raises TimeoutError, which the error
+    middleware answers with 503 and Retry-After. Everything else is the asyncpg pool's.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return self._pool.acquire(timeout=timeout or self._acquire_timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20, acquire_timeout: float = 5.0
+) -> Any:
     # Short timeouts: a hung database must become a quick 503, not a 20 s wait.
-    return await asyncpg.create_pool(
+    pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
@@ -52,3 +73,4 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> Any
         command_timeout=5,
         timeout=5,
     )
+    return Pool(pool, acquire_timeout)

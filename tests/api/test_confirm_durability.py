@@ -55,3 +55,18 @@ async def test_confirm_answers_503_while_postgres_is_down_and_a_retry_completes(
     async with pool.acquire() as conn:
         state = await conn.fetchval("SELECT state FROM bookings WHERE id = $1", hold["id"])
     assert state == "confirmed"
+
+
+async def test_an_exhausted_postgres_pool_answers_503_not_a_queue(api: Api) -> None:
+    citizen = await register(api.client)
+    pool = api.services.pool
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        resp = await api.client.get("/v1/bookings", headers=citizen["headers"])
+        assert resp.status == 503
+        assert resp.headers["Retry-After"]
+        assert (await resp.json())["code"] == "store_unavailable"
+    finally:
+        for conn in held:
+            await pool.release(conn)
+    assert (await api.client.get("/v1/bookings", headers=citizen["headers"])).status == 200
