@@ -31,6 +31,9 @@ class Principal:
     role: Role
     account_id: str | None = None
     provider_id: str | None = None
+    # A citizen's person key (the keyed HMAC of their ID number), carried in the token so
+    # that holding never needs a database read; None for tokens issued without it.
+    person: str | None = None
 
     def require_citizen(self) -> str:
         if self.role is not Role.CITIZEN or self.account_id is None:
@@ -60,13 +63,17 @@ class TokenSigner:
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()[:24])
 
-    def issue(self, account_id: str, now_s: int | None = None) -> str:
+    def issue(self, account_id: str, now_s: int | None = None, *, person: str | None = None) -> str:
+        """``ct.<account>[~<person>].<expiry>.<signature>``: the person key rides along
+        (it is already a keyed HMAC, not the ID number) so holds need no lookup."""
         expires = (int(time.time()) if now_s is None else now_s) + self._ttl
-        payload = f"ct.{account_id}.{expires}"
+        subject = f"{account_id}~{person}" if person else account_id
+        payload = f"ct.{subject}.{expires}"
         return f"{payload}.{self._sign(payload)}"
 
-    def verify(self, token: str, now_s: int | None = None) -> str:
-        """The account id of a valid, unexpired token; raises Unauthorized otherwise."""
+    def verify(self, token: str, now_s: int | None = None) -> tuple[str, str | None]:
+        """(account id, person key or None) of a valid, unexpired token; raises
+        Unauthorized otherwise."""
         parts = token.split(".")
         if len(parts) != 4 or parts[0] != "ct":
             raise Unauthorized("Malformed token.")
@@ -79,7 +86,8 @@ class TokenSigner:
             raise Unauthorized("Malformed token.") from exc
         if expires < (int(time.time()) if now_s is None else now_s):
             raise Unauthorized("Token expired; sign in again.")
-        return parts[1]
+        account_id, _, person = parts[1].partition("~")
+        return account_id, person or None
 
 
 def new_api_key() -> str:
@@ -106,7 +114,8 @@ class Authenticator:
             raise Unauthorized()
         credential = header[7:].strip()
         if credential.startswith("ct."):
-            return Principal(Role.CITIZEN, account_id=self.signer.verify(credential))
+            account_id, person = self.signer.verify(credential)
+            return Principal(Role.CITIZEN, account_id=account_id, person=person)
         if self._operator_key and hmac.compare_digest(credential, self._operator_key):
             return Principal(Role.OPERATOR)
         if credential.startswith("sk_"):

@@ -99,6 +99,7 @@ async def hold(call: Call) -> web.Response:
         account_id=call.citizen_id,
         slot_id=body.slot_id,
         idempotency_key=key,
+        person=call.principal.person if call.principal is not None else None,
     )
     payload = {
         "id": result.hold_id,

@@ -121,10 +121,13 @@ async def hold_slot(
     account_id: str,
     slot_id: str,
     idempotency_key: str | None,
+    person: str | None = None,
 ) -> Hold:
+    """``person``: the citizen's person key when their token carries it (no lookup)."""
     key = idempotency_key or secrets.token_hex(16)
     hold_id = derive_hold_id(services, slot_id, account_id, key)
-    person = await people.person_of(services, account_id)
+    if person is None:
+        person = await people.person_of(services, account_id)
     meta = await services.slots.slot_meta(slot_id)
     now = services.clock()
     try:

@@ -45,7 +45,7 @@ async def register(services: Services, *, name: str, phone: str, id_number: str)
             id_masked=masked,
             birth_date=birth,
         )
-    return Session(account_id, services.auth.signer.issue(account_id), masked)
+    return Session(account_id, services.auth.signer.issue(account_id, person=id_hmac), masked)
 
 
 async def sign_in(services: Services, *, phone: str, id_number: str) -> Session:
@@ -54,4 +54,4 @@ async def sign_in(services: Services, *, phone: str, id_number: str) -> Session:
         row = await account_store.find_account_by_login(conn, phone, id_hmac)
     if row is None:
         raise Unauthorized("No account matches this phone and ID number.")
-    return Session(row["id"], services.auth.signer.issue(row["id"]), masked)
+    return Session(row["id"], services.auth.signer.issue(row["id"], person=id_hmac), masked)

@@ -207,3 +207,13 @@ async def test_booking_reads_the_same_before_and_after_the_persister(api: Api) -
     assert before["state"] == "held"
     assert before["resource_name"] == "Dr Li"
     assert before["deadline"].endswith("+08:00")
+
+
+async def test_the_token_carries_the_person_key(api: Api) -> None:
+    citizen = await register(api.client)
+    principal = await api.services.auth.authenticate(citizen["headers"]["Authorization"])
+    async with api.services.pool.acquire() as conn:
+        id_hmac = await conn.fetchval(
+            "SELECT id_hmac FROM accounts WHERE id = $1", citizen["account_id"]
+        )
+    assert (principal.account_id, principal.person) == (citizen["account_id"], id_hmac)
