@@ -128,7 +128,11 @@ async def insert_citizens(
         )
     finally:
         await conn.close()
-    return [Citizen(account_id, signer.issue(account_id)) for account_id in ids]
+    # Tokens carry the person key, as the service's own registration issues them.
+    return [
+        Citizen(account_id, signer.issue(account_id, person=record[3]))
+        for account_id, record in zip(ids, records, strict=True)
+    ]
 
 
 # --- slots -----------------------------------------------------------------------------
