@@ -28,22 +28,21 @@ import itertools
 import random
 import secrets
 import time
-from pathlib import Path
 from typing import Any, Protocol
 
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, between, task
 from locust.runners import WorkerRunner
 
+from loadtest.locust_hooks import data_dir
+from loadtest.locust_hooks import install as install_hooks
 from loadtest.scenarios import (
     SlotPlan,
     Tally,
     plan_day,
     publish_slots_sync,
     registration_body,
-    run_invariant_check,
     service_keys,
 )
-from reservation.settings import Settings
 
 TALLY = Tally()
 STATE: dict[str, Any] = {}
@@ -126,17 +125,13 @@ def _options(parser: Any) -> None:
     parser.add_argument("--skip-invariants", action="store_true")
 
 
-def _data_dir(options: Any) -> Path:
-    return Path(options.data_dir) if options.data_dir else Settings.from_env().data_dir
-
-
 def _publish(environment: Any, **_kw: Any) -> None:
     o = environment.parsed_options
     product: Product = PRODUCTS[o.product](o)
     STATE["product"] = product
     if isinstance(environment.runner, WorkerRunner):
         return  # the master publishes; users find the inventory by searching
-    key = o.staff_key or service_keys(_data_dir(o)).get("operator_key", "")
+    key = o.staff_key or service_keys(data_dir(o)).get("operator_key", "")
     count = product.publish(environment.host, key)
     print(f"published {count} units x {o.capacity} places, opening in {o.release_in:g} s")
 
@@ -214,27 +209,4 @@ class RushUser(FastHttpUser):
             TALLY.add(f"confirm {paid.status_code if paid is not None else 'none'}")
 
 
-def _check(environment: Any, **_kw: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    print(TALLY.summary("spring festival rush (this process)"))
-    o = environment.parsed_options
-    if o.skip_invariants:
-        return
-    code = run_invariant_check(_data_dir(o), key_prefix=o.key_prefix or None)
-    STATE["invariants"] = "PASS" if code == 0 else "FAIL"
-    if code != 0:
-        environment.process_exit_code = 1
-
-
-def _last_word(exit_code: int, **_kw: Any) -> None:
-    if "invariants" in STATE:
-        print(f"invariants: {STATE['invariants']} (table above the statistics)")
-
-
-# Registered by call, not decorator: locust is untyped, and mypy is strict.
-hooks: Any = events
-hooks.init_command_line_parser.add_listener(_options)
-hooks.test_start.add_listener(_publish)
-hooks.quitting.add_listener(_check)
-hooks.quit.add_listener(_last_word)
+install_hooks("spring festival rush", TALLY, options=_options, publish=_publish)

@@ -25,22 +25,21 @@ import itertools
 import random
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, between, task
 from locust.runners import WorkerRunner
 
+from loadtest.locust_hooks import data_dir
+from loadtest.locust_hooks import install as install_hooks
 from loadtest.scenarios import (
     SlotPlan,
     Tally,
     plan_day,
     publish_slots_sync,
     registration_body,
-    run_invariant_check,
     service_keys,
 )
-from reservation.settings import Settings
 
 TALLY = Tally()
 CAMPAIGN: dict[str, Any] = {"days": []}
@@ -60,10 +59,6 @@ def _options(parser: Any) -> None:
     parser.add_argument("--data-dir", default="", help="the service's data folder")
     parser.add_argument("--key-prefix", default="", help="the service's Redis key prefix")
     parser.add_argument("--skip-invariants", action="store_true")
-
-
-def _data_dir(options: Any) -> Path:
-    return Path(options.data_dir) if options.data_dir else Settings.from_env().data_dir
 
 
 def _plans(o: Any) -> list[SlotPlan]:
@@ -86,7 +81,7 @@ def _publish(environment: Any, **_kw: Any) -> None:
     CAMPAIGN.update(days=[plan_day(p) for p in plans], provider=o.provider)
     if isinstance(environment.runner, WorkerRunner):
         return  # the master publishes; users find the sessions by listing the days
-    key = o.staff_key or service_keys(_data_dir(o)).get("operator_key", "")
+    key = o.staff_key or service_keys(data_dir(o)).get("operator_key", "")
     total = sum(
         len(publish_slots_sync(environment.host, provider_id=o.provider, key=key, plan=p))
         for p in plans
@@ -181,27 +176,4 @@ class Resident(FastHttpUser):
             TALLY.add(f"confirm {paid.status_code if paid is not None else 'none'}")
 
 
-def _check(environment: Any, **_kw: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    print(TALLY.summary("vaccine campaign opening (this process)"))
-    o = environment.parsed_options
-    if o.skip_invariants:
-        return
-    code = run_invariant_check(_data_dir(o), key_prefix=o.key_prefix or None)
-    CAMPAIGN["invariants"] = "PASS" if code == 0 else "FAIL"
-    if code != 0:
-        environment.process_exit_code = 1
-
-
-def _last_word(exit_code: int, **_kw: Any) -> None:
-    if "invariants" in CAMPAIGN:
-        print(f"invariants: {CAMPAIGN['invariants']} (table above the statistics)")
-
-
-# Registered by call, not decorator: locust is untyped, and mypy is strict.
-hooks: Any = events
-hooks.init_command_line_parser.add_listener(_options)
-hooks.test_start.add_listener(_publish)
-hooks.quitting.add_listener(_check)
-hooks.quit.add_listener(_last_word)
+install_hooks("vaccine campaign opening", TALLY, options=_options, publish=_publish)
