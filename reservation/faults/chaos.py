@@ -55,8 +55,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -645,19 +643,6 @@ async def _verify(settings: Settings, stats: RushStats) -> Verdict:
 # The run
 
 
-def _wait_ready(url: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    return False
-
-
 def _fault_cycle(rng: random.Random, with_amnesia: bool) -> Iterator[str]:
     kinds = ["redis_kill", "http_kill", "background_kill", "postgres_immediate", "http_kill"]
     if with_amnesia:
@@ -715,6 +700,7 @@ def run_chaos(
     from reservation.runtime.embedded import PostgresServer, RedisServer
     from reservation.runtime.ports import free_port
     from reservation.runtime.procutil import throwaway_dir
+    from reservation.runtime.serve import wait_ready
 
     rng = random.Random(seed)
     started = time.monotonic()
@@ -759,7 +745,7 @@ def run_chaos(
         stack.callback(children.stop_all)
         children.start_all()
         url = f"http://{settings.host}:{settings.port}"
-        if not _wait_ready(url, 60):
+        if not wait_ready(url, 60, poll_s=0.1):
             raise RuntimeError(f"the service did not become ready; logs in {folder}")
         out(
             f"chaos: seed={seed} faults planned={plan.faults} workers={plan.http_workers} "
@@ -832,7 +818,7 @@ def run_chaos(
             tend(0.5)
         if rush.stats.error is not None:
             out(f"rush failed: {rush.stats.error}")
-        if not _wait_ready(url, 60):
+        if not wait_ready(url, 60, poll_s=0.1):
             out("warning: the service is not ready after the run")
         drain_deadline = time.monotonic() + 90
         while not asyncio.run(_drained(settings)):

@@ -266,7 +266,8 @@ class Child:
     process: Any
 
 
-def _wait_ready(url: str, timeout: float) -> bool:
+def wait_ready(url: str, timeout: float, poll_s: float = 0.2) -> bool:
+    """Poll ``<url>/readyz`` until it answers 200 (True) or ``timeout`` passes (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -275,7 +276,7 @@ def _wait_ready(url: str, timeout: float) -> bool:
                     return True
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.2)
+        time.sleep(poll_s)
     return False
 
 
@@ -324,7 +325,7 @@ def serve(settings: Settings, *, out: Callable[[str], None] = print) -> int:
             out("Demo data seeded. Staff keys (also in demo-credentials.json):")
             for name, key in creds.items():
                 out(f"  {name}: {key}")
-        if not _wait_ready(url, 30):
+        if not wait_ready(url, 30):
             out("fairseat did not become ready within 30 s; stopping")
             stopping["flag"] = True
         else:
