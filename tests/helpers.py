@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Any
+import secrets
+from typing import TYPE_CHECKING, Any
 
 from aiohttp.test_utils import TestClient
 from stdnum.cn import ric
 
 from reservation.domain.clock import CHINA
+
+if TYPE_CHECKING:
+    from tests.api_fixture import Api
 
 _serial = itertools.count(1)
 
@@ -54,3 +58,21 @@ async def register(client: TestClient[Any, Any], name: str = "张三") -> dict[s
     body: dict[str, Any] = await resp.json()
     body["headers"] = {"Authorization": f"Bearer {body['token']}"}
     return body
+
+
+async def insert_citizens(api: Api, n: int, name: str = "rush") -> list[tuple[str, dict[str, str]]]:
+    """n accounts inserted straight into Postgres (registration is tested on its own), with
+    their bearer headers: (account id, headers) each."""
+    ids = [f"a{secrets.token_hex(8)}" for _ in range(n)]
+    people = [f"{make_id_number()}-{a}" for a in ids]
+    async with api.services.pool.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO accounts (id, name, phone, id_hmac, id_masked, birth_date)"
+            " VALUES ($1, $2, $3, $4, 'x', '1990-01-01')",
+            [(a, name, f"1{i:010d}", p) for i, (a, p) in enumerate(zip(ids, people, strict=True))],
+        )
+    signer = api.services.auth.signer
+    return [
+        (a, {"Authorization": f"Bearer {signer.issue(a, person=p)}"})
+        for a, p in zip(ids, people, strict=True)
+    ]

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
 
 from tests.api_fixture import Api
-from tests.helpers import make_id_number
-
-
-async def _citizens(api: Api, n: int) -> list[dict[str, str]]:
-    """n accounts inserted directly (registration itself is tested elsewhere)."""
-    ids = [f"a{secrets.token_hex(8)}" for _ in range(n)]
-    async with api.services.pool.acquire() as conn:
-        await conn.executemany(
-            "INSERT INTO accounts (id, name, phone, id_hmac, id_masked, birth_date)"
-            " VALUES ($1, 'rush', $2, $3, 'x', '1990-01-01')",
-            [(a, f"1{i:010d}", f"{make_id_number()}-{a}") for i, a in enumerate(ids)],
-        )
-    signer = api.services.auth.signer
-    return [{"Authorization": f"Bearer {signer.issue(a)}"} for a in ids]
+from tests.helpers import insert_citizens
 
 
 async def test_2000_concurrent_holds_on_150_places(api: Api) -> None:
     [slot] = await api.publish("hosp-a", [api.slot(capacity=150)])
-    citizens = await _citizens(api, 2000)
+    citizens = [h for _, h in await insert_citizens(api, 2000)]
 
     async def attempt(headers: dict[str, str]) -> int:
         resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=headers)
@@ -40,7 +26,7 @@ async def test_2000_concurrent_holds_on_150_places(api: Api) -> None:
 
 async def test_concurrent_retries_of_one_request_hold_once(api: Api) -> None:
     [slot] = await api.publish("hosp-a", [api.slot(capacity=10)])
-    [headers] = await _citizens(api, 1)
+    [headers] = [h for _, h in await insert_citizens(api, 1)]
     headers = {**headers, "Idempotency-Key": "double-click"}
 
     async def attempt() -> str:
@@ -57,7 +43,7 @@ async def test_confirm_races_expiry_one_outcome(api: Api) -> None:
     """Confirm and the sweeper racing at the deadline: the place is sold or returned,
     never both."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=1)])
-    [headers] = await _citizens(api, 1)
+    [headers] = [h for _, h in await insert_citizens(api, 1)]
     hold = await (
         await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=headers)
     ).json()

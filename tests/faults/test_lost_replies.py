@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +21,7 @@ from reservation.faults.proxy import FaultProxy
 from reservation.runtime.embedded import RedisServer
 from reservation.settings import Settings
 from tests.api_fixture import Api
-from tests.helpers import make_id_number
+from tests.helpers import insert_citizens
 
 SLOTS = 5
 CAPACITY = 8
@@ -39,19 +38,6 @@ async def proxy(redis_server: RedisServer) -> AsyncIterator[FaultProxy]:
 def settings(settings: Settings, proxy: FaultProxy) -> Settings:
     """The conftest settings, with the app's Redis behind the proxy."""
     return settings.replace(redis_url=proxy.url)
-
-
-async def citizens(api: Api, n: int) -> list[tuple[str, dict[str, str]]]:
-    """n accounts inserted directly (registration does not touch Redis)."""
-    ids = [f"a{secrets.token_hex(8)}" for _ in range(n)]
-    async with api.services.pool.acquire() as conn:
-        await conn.executemany(
-            "INSERT INTO accounts (id, name, phone, id_hmac, id_masked, birth_date)"
-            " VALUES ($1, 'lossy', $2, $3, 'x', '1990-01-01')",
-            [(a, f"1{i:010d}", f"{make_id_number()}-{a}") for i, a in enumerate(ids)],
-        )
-    signer = api.services.auth.signer
-    return [(a, {"Authorization": f"Bearer {signer.issue(a)}"}) for a in ids]
 
 
 async def post_until_final(
@@ -78,7 +64,7 @@ async def test_20_percent_lost_replies_sell_every_place_exactly_once(
     slots = await api.publish(
         "hosp-a", [api.slot(capacity=CAPACITY, code=f"dr-{i}") for i in range(SLOTS)], resources
     )
-    people = await citizens(api, CITIZENS)
+    people = await insert_citizens(api, CITIZENS, "lossy")
     proxy.set_mode("drop", drop_rate=0.2)
     rng = random.Random(7)
     order = list(range(CITIZENS))
@@ -140,7 +126,7 @@ async def test_many_retries_of_one_hold_through_lost_replies_hold_once(
     """A double-clicking citizen behind a lossy network: 30 concurrent copies of one
     request, each retried, name one hold and take one place."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=3)])
-    [(_, auth)] = await citizens(api, 1)
+    [(_, auth)] = await insert_citizens(api, 1, "lossy")
     headers = {**auth, "Idempotency-Key": "double-click"}
     proxy.set_mode("drop", drop_rate=0.3)
 
@@ -166,7 +152,7 @@ async def test_lost_reply_of_the_cap_gate_then_a_refusal_gives_the_cap_back(
     must be given back, or a few such refusals lock the citizen out with 429 until the
     deadlines pass."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=1)])
-    [(_, first), (late_id, late)] = await citizens(api, 2)
+    [(_, first), (late_id, late)] = await insert_citizens(api, 2, "lossy")
     resp = await api.client.post("/v1/bookings", json={"slot_id": slot["id"]}, headers=first)
     assert resp.status == 201, await resp.text()  # sold out now; slot metadata is cached
     proxy.drop_next(1)  # the next request on the wire: the late citizen's cap reserve

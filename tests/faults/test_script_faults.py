@@ -10,7 +10,6 @@ mode, so restarting or silencing it disturbs no other test.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from reservation.faults.proxy import FaultProxy
 from reservation.runtime.embedded import RedisServer
 from reservation.settings import Settings
 from tests.api_fixture import Api
-from tests.helpers import make_id_number
+from tests.helpers import insert_citizens
 
 
 @pytest.fixture
@@ -48,18 +47,6 @@ def pool_size(request: pytest.FixtureRequest) -> int:
 @pytest.fixture
 def settings(settings: Settings, proxy: FaultProxy, pool_size: int) -> Settings:
     return settings.replace(redis_url=proxy.url, redis_pool_size=pool_size)
-
-
-async def citizens(api: Api, n: int) -> list[dict[str, str]]:
-    ids = [f"a{secrets.token_hex(8)}" for _ in range(n)]
-    async with api.services.pool.acquire() as conn:
-        await conn.executemany(
-            "INSERT INTO accounts (id, name, phone, id_hmac, id_masked, birth_date)"
-            " VALUES ($1, 'faulty', $2, $3, 'x', '1990-01-01')",
-            [(a, f"1{i:010d}", f"{make_id_number()}-{a}") for i, a in enumerate(ids)],
-        )
-    signer = api.services.auth.signer
-    return [{"Authorization": f"Bearer {signer.issue(a)}"} for a in ids]
 
 
 async def hold_until_final(
@@ -91,7 +78,7 @@ async def test_script_flush_during_traffic_is_transparent(api: Api, own_redis: R
     of each of two waves of 20 citizens holding and paying: calls in flight get NOSCRIPT,
     reload and re-run; no error reaches a citizen, every place is sold once."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=40)])
-    people = await citizens(api, 40)
+    people = [h for _, h in await insert_citizens(api, 40, "faulty")]
 
     async def book(i: int, auth: dict[str, str]) -> tuple[int, int]:
         await asyncio.sleep((i % 20) * 0.02)
@@ -130,7 +117,7 @@ async def test_flush_between_reload_and_rerun_is_transparent(
     """The script cache is flushed again right after the client reloaded a script (a
     second failover, or two restarts, in quick succession): the call still succeeds."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=2)])
-    [auth] = await citizens(api, 1)
+    [auth] = [h for _, h in await insert_citizens(api, 1, "faulty")]
     client = api.services.redis
     real_load = client.script_load
     flushed_after_load = 0
@@ -157,7 +144,7 @@ async def test_redis_restarted_on_its_port_is_used_again(api: Api, own_redis: Re
     """A graceful restart, then a SIGKILL and a start from the AOF: the clients reconnect,
     reload the scripts, and the data is intact (stock, holds, idempotency)."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=20)])
-    people = await citizens(api, 15)
+    people = [h for _, h in await insert_citizens(api, 15, "faulty")]
     statuses: list[int] = []
     first = [
         await hold_until_final(api, slot["id"], {**a, "Idempotency-Key": "x"}, statuses)
@@ -217,7 +204,7 @@ async def test_redis_that_stops_answering_gives_503_then_recovers(
     the call (after its 5 s ``call_timeout``, once per attempt), the API answers 503, and
     the same request completes once Redis answers again. The stock is taken once."""
     [slot] = await api.publish("hosp-a", [api.slot(capacity=5)])
-    first, second = await citizens(api, 2)
+    first, second = [h for _, h in await insert_citizens(api, 2, "faulty")]
     await hold_until_final(api, slot["id"], first, [])  # caches the slot's metadata
     proxy.set_mode("blackhole")
     headers = {**second, "Idempotency-Key": "patient"}
