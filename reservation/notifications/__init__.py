@@ -1,0 +1,1 @@
+"""Notifications: recorded with the change they report, delivered once per channel."""
