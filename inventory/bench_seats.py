@@ -29,6 +29,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from inventory.errors import InventoryError
+from inventory.fast_connection import HiredisPackConnection
 from inventory.keys import Keys
 from inventory.seat_engine import SeatEngine
 from inventory.seat_model import SeatSpec
@@ -168,7 +169,9 @@ async def bench_seats(
 ) -> dict[str, float]:
     """Measure the seat inventory on the Redis at ``redis_url`` (see the module doc). Uses
     keys under a fresh prefix and deletes them afterwards."""
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = Redis.from_url(
+        redis_url, decode_responses=True, connection_class=HiredisPackConnection
+    )
     keys = Keys(prefix=f"bench-{secrets.token_hex(4)}")
     # Finished holds and replay records expire soon: the bench leaves nothing for long.
     engine = SeatEngine(client, keys, keep_ms=600_000)
