@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 from inventory.fast_connection import HiredisPackConnection
 
-CASES: list[tuple[object, ...]] = [
+CASES: list[tuple[Any, ...]] = [
     ("EVALSHA", "a" * 40, 2, "fs:{s001}:seat:G1", "乘客", -7, 0),
     ("CLIENT SETNAME", "fairseat"),
     (b"SCRIPT LOAD", b"return 1"),
@@ -20,21 +22,21 @@ CASES: list[tuple[object, ...]] = [
 
 
 @pytest.mark.parametrize("args", CASES)
-def test_packs_like_redis_py(args: tuple[object, ...]) -> None:
+def test_packs_like_redis_py(args: tuple[Any, ...]) -> None:
     ours = b"".join(HiredisPackConnection().pack_command(*args))
     theirs = b"".join(Connection().pack_command(*args))
     assert ours == theirs
 
 
 def test_pipelines_pack_like_redis_py() -> None:
-    commands = [("SET", "a", "1"), ("INCRBY", "a", 2), ("GET", "a")]
+    commands: list[tuple[Any, ...]] = [("SET", "a", "1"), ("INCRBY", "a", 2), ("GET", "a")]
     ours = b"".join(HiredisPackConnection().pack_commands(commands))
     theirs = b"".join(Connection().pack_commands(commands))
     assert ours == theirs
 
 
 @pytest.mark.parametrize("bad", [None, True, object()])
-def test_refuses_what_redis_py_refuses(bad: object) -> None:
+def test_refuses_what_redis_py_refuses(bad: Any) -> None:
     with pytest.raises(DataError):
         HiredisPackConnection().pack_command("SET", "k", bad)
     with pytest.raises(DataError):
