@@ -67,6 +67,13 @@ class HoldCapReached(InventoryError):
     retry_after_s = 60
 
 
+class PersonBusy(InventoryError):
+    code = "person_busy"
+    http_status = 409
+    default_message = "Another booking for this person is being made right now; retry in a moment."
+    retry_after_s = 1
+
+
 class NotOwner(InventoryError):
     # 404, not 403: never confirm to a stranger that an id exists.
     code = "not_found"

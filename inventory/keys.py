@@ -59,6 +59,10 @@ class Keys:
         return f"{self.tag(shard)}:pday:{resource_id}:{day}"
 
     # Accounts ----------------------------------------------------------------------
+    def person_lock(self, person: str) -> str:
+        """A short mutex on one person (inventory/lua/person_lock.lua), in their shard."""
+        return f"{self.tag(self.shard('person:' + person))}:plock:{person}"
+
     def account_holds(self, account_id: str) -> str:
         """Sorted set of an account's live holds (member = idempotency key, score =
         deadline), in the account's own shard: the cap on concurrent holds."""

@@ -119,63 +119,68 @@ async def change_order(
     a, b = segment
     cls = seat_class or info.seat_class
     await check_class(services, new_run, cls)
-    if info.state == "confirmed":  # not yet committed: the full rules apply
-        require_on_sale(services, new_run, a, status)
-        await check_overlaps(
-            services,
-            [info.passengers[p - 1] for p in places],
-            trip(new_run, a, b),
-            ignore_holds={hold_id, new_id},
-            labels=[f"{hold_id}.{p}" for p in places],
-        )
-    count = len(places)
-    live_rows = [r for r in rows if r["passenger_no"] in places]
-    old_price = int(live_rows[0]["price_fen"] or price_fen(old_run, info.seat_class, a0, b0))
-    new_price = price_fen(new_run, cls, a, b)
-    diff = (new_price - old_price) * count
-    provider = cfg.payments
-    if diff > 0:
-        charge_key = f"change-charge|{new_id}"
-        charge = await provider.charge(hold_id, diff, charge_key)
-        await record_payment(services, charge, charge_key)
-        if charge.status is PaymentStatus.DECLINED:
-            raise PaymentDeclined(order_id=hold_id)
-    now = services.clock()
-    departs = new_run.departure_at(a)
-    assert departs is not None
-    await ensure_run_loaded(services, new_run)
-    try:
-        await seats.change(
-            account_id,
-            hold_id,
-            new_run.run_id,
-            cls,
-            a,
-            b,
-            idempotency_key=key,
-            wish=wish,
-            deadline_ms=hold_deadline_ms(cfg, now, departs),
-            now_ms=now,
-        )
-    except InventoryError:
+    people = [info.passengers[p - 1] for p in places]
+    # The overlap check, the new seats and their rows as one step per person (PersonLocks).
+    async with services.gate.people.holding(people, owner=new_id):
+        if info.state == "confirmed":  # not yet committed: the full rules apply
+            require_on_sale(services, new_run, a, status)
+            await check_overlaps(
+                services,
+                people,
+                trip(new_run, a, b),
+                ignore_holds={hold_id, new_id},
+                labels=[f"{hold_id}.{p}" for p in places],
+            )
+        count = len(places)
+        live_rows = [r for r in rows if r["passenger_no"] in places]
+        old_price = int(live_rows[0]["price_fen"] or price_fen(old_run, info.seat_class, a0, b0))
+        new_price = price_fen(new_run, cls, a, b)
+        diff = (new_price - old_price) * count
+        provider = cfg.payments
         if diff > 0:
-            undo_key = f"change-undo|{new_id}"
-            undo = await provider.refund(hold_id, diff, undo_key)
-            await record_payment(services, undo, undo_key)
-        raise
-    if diff < 0:
-        back_key = f"change-refund|{new_id}"
-        back = await provider.refund(hold_id, -diff, back_key)
-        await record_payment(services, back, back_key)
-    new_info = await live_hold(services, account_id, new_id)
-    old_info = await live_hold(services, account_id, hold_id)
-    await write_rows(
-        services,
-        [
-            *rows_from_hold(services, old_info, "changed", at_ms=now, changed_to=new_id, skip=gone),
-            *rows_from_hold(
-                services, new_info, "confirmed", at_ms=now, price=new_price, change_of=hold_id
-            ),
-        ],
-    )
+            charge_key = f"change-charge|{new_id}"
+            charge = await provider.charge(hold_id, diff, charge_key)
+            await record_payment(services, charge, charge_key)
+            if charge.status is PaymentStatus.DECLINED:
+                raise PaymentDeclined(order_id=hold_id)
+        now = services.clock()
+        departs = new_run.departure_at(a)
+        assert departs is not None
+        await ensure_run_loaded(services, new_run)
+        try:
+            await seats.change(
+                account_id,
+                hold_id,
+                new_run.run_id,
+                cls,
+                a,
+                b,
+                idempotency_key=key,
+                wish=wish,
+                deadline_ms=hold_deadline_ms(cfg, now, departs),
+                now_ms=now,
+            )
+        except InventoryError:
+            if diff > 0:
+                undo_key = f"change-undo|{new_id}"
+                undo = await provider.refund(hold_id, diff, undo_key)
+                await record_payment(services, undo, undo_key)
+            raise
+        if diff < 0:
+            back_key = f"change-refund|{new_id}"
+            back = await provider.refund(hold_id, -diff, back_key)
+            await record_payment(services, back, back_key)
+        new_info = await live_hold(services, account_id, new_id)
+        old_info = await live_hold(services, account_id, hold_id)
+        await write_rows(
+            services,
+            [
+                *rows_from_hold(
+                    services, old_info, "changed", at_ms=now, changed_to=new_id, skip=gone
+                ),
+                *rows_from_hold(
+                    services, new_info, "confirmed", at_ms=now, price=new_price, change_of=hold_id
+                ),
+            ],
+        )
     return await order_view(services, account_id, new_id)

@@ -523,3 +523,36 @@ async def test_refunding_every_ticket_of_a_party_at_once(api: Api) -> None:
     live = await api.services.seats.get_hold(party["id"])
     assert live is not None and live.state == "cancelled"
     assert await api.services.seats.audit(g1, "second") == []
+
+
+async def test_one_person_never_gets_two_overlapping_trips_in_a_race(api: Api) -> None:
+    """The same person is on eight accounts' passenger lists; all eight race to hold G1
+    and G3 (overlapping in time) for them at once: exactly one hold wins."""
+    day = await setup(api)
+    g1, g3 = f"G1-{day:%Y%m%d}", f"G3-{day:%Y%m%d}"
+    number = make_id_number()
+    accounts = [await citizen(api) for _ in range(8)]
+    for who in accounts:
+        resp = await api.client.post(
+            "/v1/passengers",
+            json={"name": "李四", "id_number": number},
+            headers=who["headers"],
+        )
+        assert resp.status == 201, await resp.text()
+        body = await call(api, "GET", "/v1/passengers", who)
+        who["shared"] = next(p["id"] for p in body["passengers"] if p["name"] == "李四")
+
+    async def attempt(who: dict[str, Any], run: str) -> int:
+        resp = await api.client.post(
+            "/v1/orders", json=order_body(run, [who["shared"]]), headers=who["headers"]
+        )
+        return resp.status
+
+    statuses = await asyncio.gather(*(attempt(who, run) for who in accounts for run in (g1, g3)))
+    assert sorted(statuses).count(201) == 1, statuses
+    assert set(statuses) <= {201, 409}, statuses
+    async with api.services.pool.acquire() as conn:
+        live = await conn.fetchval(
+            "SELECT count(*) FROM tickets WHERE state IN ('held', 'confirmed')"
+        )
+    assert live == 1
