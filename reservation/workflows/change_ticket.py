@@ -101,27 +101,30 @@ async def change_order(
         raise AlreadyChanged(order_id=hold_id, changed_to=info.changed_to)
     if info.state not in ("confirmed", "changed"):
         raise NotPaid(order_id=hold_id, state=info.state)
-    gone = await seats.gone(hold_id)  # refunded one by one: they stay where they are
-    places = [p for p in range(1, len(info.passengers) + 1) if p not in gone]
-    if only is not None and places != [only]:
-        raise WholeOrderOnly(order_id=hold_id)
+    # Every passenger of the order, before reading which seats were refunded alone: a
+    # concurrent per-ticket refund takes the same locks (PersonLocks), so the change
+    # never moves a seat refunded meanwhile, and the overlap check, the new seats and
+    # their rows are one step per person.
+    async with services.gate.people.holding(info.passengers, owner=new_id):
+        gone = await seats.gone(hold_id)  # refunded one by one: they stay where they are
+        places = [p for p in range(1, len(info.passengers) + 1) if p not in gone]
+        if only is not None and places != [only]:
+            raise WholeOrderOnly(order_id=hold_id)
 
-    old_run, _ = await get_run(services, info.run_id)
-    new_run, status = await get_run(services, run_id)
-    a0, b0 = info.segments
-    origin, destination = old_run.train.stops[a0].station, old_run.train.stops[b0].station
-    segment = new_run.train.segment(origin, destination)
-    if segment is None or new_run.run_id == old_run.run_id:
-        raise NotSameRoute(
-            f"Run {run_id} does not serve {origin} -> {destination}.",
-            errors=[{"field": "run_id", "message": "another run serving the same stations"}],
-        )
-    a, b = segment
-    cls = seat_class or info.seat_class
-    await check_class(services, new_run, cls)
-    people = [info.passengers[p - 1] for p in places]
-    # The overlap check, the new seats and their rows as one step per person (PersonLocks).
-    async with services.gate.people.holding(people, owner=new_id):
+        old_run, _ = await get_run(services, info.run_id)
+        new_run, status = await get_run(services, run_id)
+        a0, b0 = info.segments
+        origin, destination = old_run.train.stops[a0].station, old_run.train.stops[b0].station
+        segment = new_run.train.segment(origin, destination)
+        if segment is None or new_run.run_id == old_run.run_id:
+            raise NotSameRoute(
+                f"Run {run_id} does not serve {origin} -> {destination}.",
+                errors=[{"field": "run_id", "message": "another run serving the same stations"}],
+            )
+        a, b = segment
+        cls = seat_class or info.seat_class
+        await check_class(services, new_run, cls)
+        people = [info.passengers[p - 1] for p in places]
         if info.state == "confirmed":  # not yet committed: the full rules apply
             require_on_sale(services, new_run, a, status)
             await check_overlaps(
@@ -183,4 +186,4 @@ async def change_order(
                 ),
             ],
         )
-    return await order_view(services, account_id, new_id)
+        return await order_view(services, account_id, new_id)
