@@ -43,7 +43,7 @@ async def record_notification(
     """Record one notification; False when ``dedupe_key`` was already recorded."""
     row = await conn.fetchval(
         "INSERT INTO notifications (account_id, kind, subject, payload, dedupe_key, created_at)"
-        " VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING"
+        " VALUES ($1, $2, $3, $4::text::jsonb, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING"
         " RETURNING id",
         account_id,
         str(kind),
@@ -67,7 +67,7 @@ async def schedule_reminder(
     """Schedule a reminder (e.g. the day before an appointment or departure)."""
     row = await conn.fetchval(
         "INSERT INTO reminders (account_id, subject, remind_at, payload, dedupe_key)"
-        " VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (dedupe_key) DO NOTHING"
+        " VALUES ($1, $2, $3, $4::text::jsonb, $5) ON CONFLICT (dedupe_key) DO NOTHING"
         " RETURNING id",
         account_id,
         subject,
