@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections import defaultdict
@@ -36,6 +37,7 @@ from reservation.domain.bookings import (
     merge_tickets,
     tickets_from_event,
 )
+from reservation.notifications.recording import record_for_events  # --- notifications
 from reservation.services import Services
 from reservation.store import bookings as booking_store
 from reservation.store.db import is_transient
@@ -190,6 +192,16 @@ class Persister:
             await booking_store.insert_events(conn, events)
             await booking_store.upsert_bookings(conn, latest_per_booking(bookings))
             await booking_store.upsert_tickets(conn, merge_tickets(tickets))
+            # --- notifications (issue 6): recorded in the transaction that persists the
+            # events, from every event (not the collapsed rows): hold and confirm in one
+            # batch are two notifications. Dedupe keys name the change, so replays are
+            # no-ops. A few set-based statements per batch, none per row.
+            await record_for_events(
+                conn,
+                bookings,
+                tickets,
+                reminder_lead=dt.timedelta(seconds=self.services.settings.notify_reminder_lead_s),
+            )
 
     def _rows(self, entry: Entry) -> tuple[EventRow, list[BookingRow], list[TicketRow]]:
         """What one entry writes; MalformedEvent if it can never be written."""

@@ -20,6 +20,8 @@ from inventory.seat_codes import InvalidSeatRequest
 from reservation.domain import refunds
 from reservation.domain.clock import from_ms
 from reservation.errors import NotFound, StoreUnavailable
+from reservation.notifications.messages import refund_note  # --- notifications
+from reservation.notifications.recording import record_notes_now  # --- notifications
 from reservation.services import Services
 from reservation.store import bookings as booking_store
 from reservation.store.db import is_transient
@@ -52,6 +54,17 @@ async def refund_ticket(services: Services, *, account_id: str, ticket_id: str) 
 
 
 async def refund_order(
+    services: Services, *, account_id: str, order_id: str, only: int | None = None
+) -> Refund:
+    """See :func:`_refund_order`; under the locks of the order's passengers, so a refund
+    and a 改签 of the same order never interleave (PersonLocks, see change_ticket)."""
+    rows = await ticket_rows(services, account_id=account_id, hold_ids=[order_id])
+    people = sorted({r["person_hmac"] for r in rows})
+    async with services.gate.people.holding(people, owner=f"refund:{order_id}:{only}"):
+        return await _refund_order(services, account_id=account_id, order_id=order_id, only=only)
+
+
+async def _refund_order(
     services: Services, *, account_id: str, order_id: str, only: int | None = None
 ) -> Refund:
     """The paid tickets of an order not refunded yet, or only its ``only``-th. While other
@@ -120,8 +133,23 @@ async def refund_order(
     await record_payment(services, back, key)
     fee_list = [fees.get(n) for n in range(1, max(places) + 1)]
     try:
-        async with services.pool.acquire() as conn:
+        async with services.pool.acquire() as conn, conn.transaction():
             await booking_store.mark_refunded(conn, hold_id, fee_list, from_ms(at_ms))
+            # --- notifications (issue 6): the refund, with its amounts, in the same commit
+            # (a paid order's seat `cancelled` event records nothing: this tells it).
+            await record_notes_now(
+                conn,
+                [
+                    refund_note(
+                        account_id=account_id,
+                        hold_id=hold_id,
+                        places=places,
+                        fee_fen=sum(fees.values()),
+                        refunded_fen=amount,
+                        at=from_ms(at_ms),
+                    )
+                ],
+            )
     except Exception as exc:
         if is_transient(exc):
             raise StoreUnavailable() from exc

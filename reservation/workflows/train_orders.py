@@ -38,6 +38,7 @@ from reservation.domain.ticket_rules import DEFAULT_RULES, TicketRuleError, Tick
 from reservation.domain.trains import TrainRun
 from reservation.domain.verification import display, verification_code
 from reservation.errors import Conflict, FairseatError, NotFound, StoreUnavailable, ValidationFailed
+from reservation.notifications.recording import record_for_events  # --- notifications
 from reservation.payments import PaymentProvider, SimulatedProvider
 from reservation.services import Services
 from reservation.store import bookings as booking_store
@@ -273,6 +274,16 @@ async def write_rows(services: Services, rows: Sequence[TicketRow]) -> None:
     try:
         async with services.pool.acquire() as conn, conn.transaction():
             await booking_store.upsert_tickets(conn, rows)
+            # --- notifications (issue 6): told in the same commit (same keys as the
+            # persister's, so the later of the two records nothing). Not `held`: the hold
+            # is the rush's hot path, and a NOTIFY serialises commits; the persister tells
+            # it from the seat event, batched, a few milliseconds later.
+            await record_for_events(
+                conn,
+                [],
+                [r for r in rows if r.state != "held"],
+                reminder_lead=dt.timedelta(seconds=services.settings.notify_reminder_lead_s),
+            )
     except Exception as exc:
         if is_transient(exc):
             raise StoreUnavailable() from exc

@@ -556,3 +556,54 @@ async def test_one_person_never_gets_two_overlapping_trips_in_a_race(api: Api) -
             "SELECT count(*) FROM tickets WHERE state IN ('held', 'confirmed')"
         )
     assert live == 1
+
+
+async def test_a_ticket_refund_racing_the_orders_change_never_moves_a_refunded_seat(
+    api: Api,
+) -> None:
+    """A party of three pays; ticket 1 is refunded while the whole order changes to G3,
+    many times over: either the refund comes first (the change moves two) or the change
+    does (the refund is refused). A refunded passenger never gets a new ticket."""
+    day = await setup(api)
+    g1, g3 = f"G1-{day:%Y%m%d}", f"G3-{day:%Y%m%d}"
+
+    async def refund(who: dict[str, Any], order: str) -> int:
+        resp = await api.client.post(f"/v1/tickets/{order}.1/refund", headers=who["headers"])
+        return resp.status
+
+    async def change(who: dict[str, Any], order: str, key: str) -> tuple[int, dict[str, Any]]:
+        resp = await api.client.post(
+            f"/v1/orders/{order}/change",
+            json={"run_id": g3},
+            headers={**who["headers"], "Idempotency-Key": key},
+        )
+        return resp.status, await resp.json()
+
+    for round_no in range(4):
+        me = await citizen(api, extra=2)
+        held = await call(api, "POST", "/v1/orders", me, order_body(g1, me["pax"]), 201)
+        await call(api, "POST", f"/v1/orders/{held['id']}/pay", me)
+        if round_no % 2:
+            refunded, (changed, body) = await asyncio.gather(
+                refund(me, held["id"]), change(me, held["id"], f"c{round_no}")
+            )
+        else:
+            (changed, body), refunded = await asyncio.gather(
+                change(me, held["id"], f"c{round_no}"), refund(me, held["id"])
+            )
+        assert changed == 200, body
+        async with api.services.pool.acquire() as conn:
+            new_tickets = await conn.fetchval(
+                "SELECT count(*) FROM tickets WHERE hold_id = $1 AND state = 'confirmed'",
+                body["id"],
+            )
+            refunded_rows = await conn.fetchval(
+                "SELECT count(*) FROM tickets WHERE hold_id = $1 AND state = 'refunded'",
+                held["id"],
+            )
+        if refunded == 200:
+            assert (new_tickets, refunded_rows) == (2, 1)
+        else:
+            assert refunded == 409 and (new_tickets, refunded_rows) == (3, 0)
+    assert await api.services.seats.audit(g1, "second") == []
+    assert await api.services.seats.audit(g3, "second") == []
