@@ -11,7 +11,8 @@ ARGV[4] the epoch the caller expects in the marker ('' = unguarded: tests and to
 Returns:
   {0, slot_id, person, held_ms, deadline_ms, confirmed_ms, idempotency_key}   confirmed now
   {1, slot_id, person, held_ms, deadline_ms, confirmed_ms, idempotency_key}   already was
-  {-1} no such hold   {-6} not the caller's   {-7} cancelled or expired   {-8} deadline passed
+  {-1} no such hold   {-6} not the caller's   {-7} cancelled or expired, or a hold of a
+  series (confirmed only by slot_confirm_series)   {-8} deadline passed
   {-12} sales closed (marker missing or not the expected epoch); checked first
 ]]
 local hold_key, deadlines_key, outbox_key = KEYS[1], KEYS[2], KEYS[3]
@@ -31,6 +32,11 @@ if h[2] == 'confirmed' then
   return {1, h[3], h[4], tonumber(h[5]), tonumber(h[6]), tonumber(h[7]), h[8]}
 end
 if h[2] ~= 'held' then
+  return {-7}
+end
+-- A hold of a series (vaccine dose 1 + dose 2) is confirmed only with the rest of its
+-- series, by slot_confirm_series: confirming one dose alone would break "both or neither".
+if redis.call('HEXISTS', hold_key, 'series') == 1 then
   return {-7}
 end
 -- The sweeper may not have run yet: a passed deadline is final all the same.
