@@ -57,3 +57,33 @@ class QueueTokenUsed(QueueTokenError):
     code = "queue_token_used"
     http_status = 409
     default_message = "This queue token has already been used."
+
+
+# --- waiting room (issue 5, items 1 and 2)
+class QueueTokenRequired(QueueTokenError):
+    """A hold in the scope of a queued sale, sent without a queue token."""
+
+    code = "queue_token_required"
+    http_status = 403
+    default_message = (
+        "This sale is queued: join its waiting room and send the queue token you get when "
+        "admitted in the Queue-Token header."
+    )
+
+
+class NotInQueue(FairseatError):
+    code = "not_in_queue"
+    http_status = 404
+    default_message = "You have not joined this sale's waiting room."
+
+
+class SaleOver(FairseatError):
+    code = "sale_over"
+    http_status = 409
+    default_message = "This sale's waiting room has closed."
+
+
+class QueueSoldOut(FairseatError):
+    code = "sold_out"
+    http_status = 409
+    default_message = "This sale is sold out; you may file a waitlist order."
