@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from reservation.api import schemas
+from reservation.api.queue import queue_token, request_address  # fairness (issue 5)
 from reservation.api.routing import Call, Route, json_response
 from reservation.api.serialize import booking_from_row, iso, slot_from_row
 from reservation.auth import Role
@@ -100,6 +101,8 @@ async def hold(call: Call) -> web.Response:
         slot_id=body.slot_id,
         idempotency_key=key,
         person=call.principal.person if call.principal is not None else None,
+        client_address=request_address(call.request, call.services),  # fairness (issue 5)
+        queue_token=queue_token(call.request),
     )
     payload = {
         "id": result.hold_id,
@@ -208,8 +211,9 @@ ROUTES = [
         responses={
             201: "Held until the deadline",
             200: "Replay of an earlier request",
+            403: "A queued sale: send an admitting Queue-Token header (fairness)",
             409: "Sold out, not released, or a rule refused it",
-            429: "Too many unpaid holds",
+            429: "Too many unpaid holds, or rate limited (Retry-After)",
         },
     ),
     Route("GET", "/v1/bookings", my_bookings, "The citizen's bookings", "citizen", roles=CITIZEN),

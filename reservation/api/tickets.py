@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from reservation.api.citizen import IDEMPOTENCY_KEY
+from reservation.api.queue import queue_token, request_address  # fairness (issue 5)
 from reservation.api.routing import Call, Route, json_response
 from reservation.api.ticket_schemas import ChangeTicket, HoldOrder
 from reservation.auth import Role
@@ -57,6 +58,8 @@ async def hold_train_order(call: Call) -> web.Response:
         passenger_ids=body.passenger_ids,
         wish=body.wish,
         idempotency_key=_idempotency_key(call),
+        client_address=request_address(call.request, call.services),  # fairness (issue 5)
+        queue_token=queue_token(call.request),
     )
     view = await order_view(call.services, call.citizen_id, held.hold.hold_id)
     view["wish_met"] = held.hold.wish_met

@@ -26,6 +26,7 @@ from reservation.domain.slots import hold_deadline_ms
 from reservation.errors import NotFound
 from reservation.services import Services
 from reservation.store import accounts as account_store
+from reservation.workflows.fairness_gate import fairness_gate
 
 
 def derive_hold_id(services: Services, slot_id: str, account_id: str, idempotency_key: str) -> str:
@@ -122,12 +123,31 @@ async def hold_slot(
     slot_id: str,
     idempotency_key: str | None,
     person: str | None = None,
+    client_address: str = "",
+    queue_token: str | None = None,
 ) -> Hold:
-    """``person``: the citizen's person key when their token carries it (no lookup)."""
+    """``person``: the citizen's person key when their token carries it (no lookup).
+    ``client_address`` and ``queue_token`` feed the fairness gate (rate limits, queued
+    sales); callers without a request (internal paths) leave them empty."""
     key = idempotency_key or secrets.token_hex(16)
     hold_id = derive_hold_id(services, slot_id, account_id, key)
     if person is None:
         person = await people.person_of(services, account_id)
+
+    async def own_hold_exists() -> bool:
+        existing = await services.slots.read_hold(hold_id)
+        return existing is not None and existing.account_id == account_id
+
+    # --- fairness (issue 5): rate limits and queue tokens, before any stock is touched
+    gate = await fairness_gate(
+        services,
+        account_id=account_id,
+        persons=[person],
+        client_address=client_address,
+        queue_token=queue_token,
+        sale=await services.waiting_room.sale_for_slot(slot_id),
+        is_replay=own_hold_exists,
+    )
     meta = await services.slots.slot_meta(slot_id)
     now = services.clock()
     try:
@@ -145,6 +165,8 @@ async def hold_slot(
         )
     except InventoryError as exc:
         services.metrics.holds.labels("slot", exc.code).inc()
+        await gate.refused(exc)
         raise
     services.metrics.holds.labels("slot", "replay" if hold.replay else "held").inc()
+    await gate.held(1, replay=hold.replay)
     return hold

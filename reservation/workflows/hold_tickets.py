@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from inventory.errors import InventoryError
 from inventory.seat_engine import SeatHold
-from reservation.domain.clock import from_ms, local_day
+from reservation.domain.clock import CHINA, from_ms, local_day
 from reservation.domain.ticket_rules import (
     TicketRuleError,
     Trip,
@@ -34,6 +34,7 @@ from reservation.errors import NotFound, ValidationFailed
 from reservation.services import Services
 from reservation.store import bookings as booking_store
 from reservation.store import passengers as passenger_store
+from reservation.workflows.fairness_gate import fairness_gate
 from reservation.workflows.train_inventory import (
     ensure_run_loaded,
     get_run,
@@ -100,7 +101,9 @@ async def check_overlaps(
     labels: Sequence[str] = (),
 ) -> None:
     """No passenger's live trip (held or confirmed, any account) overlaps ``new_trip``.
-    ``labels`` name the people in the refusal (passenger ids), never their ID HMACs."""
+    ``labels`` name the people in the refusal (passenger ids), never their ID HMACs. For
+    the rule to hold under concurrency, check, hold and write the new tickets under
+    ``services.gate.people.holding(people)``."""
     async with services.pool.acquire() as conn:
         live = await booking_store.live_tickets_of_people(conn, people)
     runs: dict[str, TrainRun] = {}
@@ -133,6 +136,8 @@ async def hold_tickets(
     passenger_ids: Sequence[str],
     wish: str = "",
     idempotency_key: str | None,
+    client_address: str = "",
+    queue_token: str | None = None,
 ) -> HeldOrder:
     cfg = config(services)
     try:
@@ -168,52 +173,77 @@ async def hold_tickets(
         except TicketRuleError as exc:
             raise rule_refusal(exc) from None
         persons = [people[p] for p in passenger_ids]
-        await check_overlaps(services, persons, trip(run, a, b), labels=passenger_ids)
+        # --- fairness (issue 5): rate limits and queue tokens, before any stock is touched
+        boarding = run.departure_at(a)
+        assert boarding is not None
+        gate = await fairness_gate(
+            services,
+            account_id=account_id,
+            persons=persons,
+            client_address=client_address,
+            queue_token=queue_token,
+            sale=await services.waiting_room.sale_for_train(boarding.astimezone(CHINA).date()),
+        )
         departs = run.departure_at(a)
         assert departs is not None
         deadline = hold_deadline_ms(cfg, now, departs)
         await ensure_run_loaded(services, run)
-        counted = await services.gate.reserve(
-            account_id=account_id,
-            hold_id=hold_id,
-            now_ms=now,
-            deadline_ms=deadline,
-            cap=services.settings.max_live_holds_per_account,
-        )
-        try:
-            held = await seats.hold(
-                account_id,
-                run.run_id,
-                seat_class,
-                a,
-                b,
+        # Check, hold and write as one step per person (see PersonLocks).
+        async with services.gate.people.holding(persons, owner=hold_id):
+            # Its own tickets do not count: a retry after Redis lost the hold finds them.
+            await check_overlaps(
+                services,
                 persons,
-                idempotency_key=key,
-                wish=wish,
-                deadline_ms=deadline,
-                now_ms=now,
+                trip(run, a, b),
+                ignore_holds=(hold_id,),
+                labels=passenger_ids,
             )
-        except BaseException as exc:
-            if counted:
-                await services.gate.release(account_id=account_id, hold_id=hold_id)
-            if isinstance(exc, InventoryError):
-                services.metrics.holds.labels("seat", exc.code).inc()
-            raise
-        services.metrics.holds.labels("seat", "replay" if held.replayed else "held").inc()
-        existing = await live_hold(services, account_id, hold_id)
-    else:
-        held = SeatHold(
-            hold_id=existing.hold_id,
-            run_id=existing.run_id,
-            seat_class=existing.seat_class,
-            seats=existing.seats,
-            segments=existing.segments,
-            deadline_ms=existing.deadline_ms,
-            wish_met=False,
-            state=existing.state,
-            replayed=True,
-        )
-    # The held tickets (with their fare) are in Postgres before the citizen hears of them:
-    # the overlap rule and the order list read them. Forward-only, so a replay is harmless.
+            counted = await services.gate.reserve(
+                account_id=account_id,
+                hold_id=hold_id,
+                now_ms=now,
+                deadline_ms=deadline,
+                cap=services.settings.max_live_holds_per_account,
+            )
+            try:
+                held = await seats.hold(
+                    account_id,
+                    run.run_id,
+                    seat_class,
+                    a,
+                    b,
+                    persons,
+                    idempotency_key=key,
+                    wish=wish,
+                    deadline_ms=deadline,
+                    now_ms=now,
+                )
+            except BaseException as exc:
+                if counted:
+                    await services.gate.release(account_id=account_id, hold_id=hold_id)
+                if isinstance(exc, InventoryError):
+                    services.metrics.holds.labels("seat", exc.code).inc()
+                    await gate.refused(exc)
+                raise
+            services.metrics.holds.labels("seat", "replay" if held.replayed else "held").inc()
+            await gate.held(len(passenger_ids), replay=held.replayed)
+            existing = await live_hold(services, account_id, hold_id)
+            # The held tickets (with their fare) are in Postgres before the citizen hears
+            # of them and before the lock goes: the overlap rule and the order list read
+            # them. Forward-only, so a replay is harmless.
+            rows = rows_from_hold(services, existing, "held", at_ms=now, price=price)
+            await write_rows(services, rows)
+        return HeldOrder(held, price)
+    held = SeatHold(
+        hold_id=existing.hold_id,
+        run_id=existing.run_id,
+        seat_class=existing.seat_class,
+        seats=existing.seats,
+        segments=existing.segments,
+        deadline_ms=existing.deadline_ms,
+        wish_met=False,
+        state=existing.state,
+        replayed=True,
+    )
     await write_rows(services, rows_from_hold(services, existing, "held", at_ms=now, price=price))
     return HeldOrder(held, price)
