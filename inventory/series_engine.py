@@ -108,11 +108,19 @@ class SeriesEngine:
         now_ms: int,
         deadline_ms: int,
         expected_epoch: str | None = None,
+        replaces: Sequence[str] | None = None,
     ) -> SeriesHold:
         """Hold one place in each slot for ``person``, all or nothing. Raises
-        ``SeriesRefused`` (naming the dose) when a rule refuses; nothing changed then."""
+        ``SeriesRefused`` (naming the dose) when a rule refuses; nothing changed then.
+
+        ``replaces`` (a move): per dose, the old hold it replaces, or ''. The new hold may
+        take over that hold's "one booking per resource per day" entry, so a dose moves to
+        another time of the same day at the same site; the caller releases the old hold."""
         if not 1 <= len(slot_ids) <= MAX_SERIES or len(slot_ids) != len(hold_ids):
             raise ValueError("1 to 8 slots, one hold id each")
+        replaced = list(replaces) if replaces is not None else [""] * len(slot_ids)
+        if len(replaced) != len(slot_ids):
+            raise ValueError("one replaced hold ('' for none) per slot")
         shard = _shard_of_all([*slot_ids, *hold_ids])
         keys: list[str] = []
         args: list[Any] = [
@@ -124,14 +132,14 @@ class SeriesEngine:
             series_id,
             len(slot_ids),
         ]
-        for slot_id, hold_id in zip(slot_ids, hold_ids, strict=True):
+        for slot_id, hold_id, old in zip(slot_ids, hold_ids, replaced, strict=True):
             meta = await self.slots.slot_meta(slot_id)
             keys += [
                 self.keys.slot(shard, slot_id),
                 self.keys.hold(shard, hold_id),
                 self.keys.person_day(shard, meta.resource_id, meta.day),
             ]
-            args += [hold_id, slot_id]
+            args += [hold_id, slot_id, old]
         keys += [self.keys.hold_deadlines(shard), self.keys.outbox(shard)]
         result = await self._call(self._hold, keys, args, shard, expected_epoch)
         code = int(result[0])

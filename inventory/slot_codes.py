@@ -26,6 +26,8 @@ class SlotCode(IntEnum):
     IDEMPOTENCY_MISMATCH = -10
     NOT_DUE = -11
     SALES_CLOSED = -12
+    # -13 is slot_uncool's "an order waits" (the waitlist reads it itself, never raised).
+    SERIES_HOLD = -14
 
 
 class IdempotencyKeyReused(errors.InventoryError):
@@ -38,6 +40,28 @@ class NotDue(errors.InventoryError):
     code = "not_due"
     http_status = 409
     default_message = "This hold's deadline has not passed yet."
+
+
+class SeriesHold(errors.InventoryError):
+    """A dose of a vaccine series (dose 1 + dose 2 booked together) is confirmed and
+    cancelled only with the rest of its series: "never dose 1 without dose 2"."""
+
+    code = "series_hold"
+    http_status = 409
+    default_message = (
+        "This booking is one dose of a vaccination series: confirm or cancel the whole "
+        "series with POST /v1/vaccine/bookings/{series_id}/confirm or /cancel."
+    )
+
+    @classmethod
+    def of(cls, series_id: str) -> SeriesHold:
+        """The refusal naming the series and the route that acts on it as a whole."""
+        route = f"/v1/vaccine/bookings/{series_id}"
+        return cls(
+            "This booking is one dose of a vaccination series, confirmed or cancelled only "
+            f"as a whole: POST {route}/confirm or POST {route}/cancel.",
+            series_id=series_id,
+        )
 
 
 _ERRORS: dict[SlotCode, type[errors.InventoryError]] = {
@@ -53,6 +77,7 @@ _ERRORS: dict[SlotCode, type[errors.InventoryError]] = {
     SlotCode.IDEMPOTENCY_MISMATCH: IdempotencyKeyReused,
     SlotCode.NOT_DUE: NotDue,
     SlotCode.SALES_CLOSED: errors.SalesClosed,
+    SlotCode.SERIES_HOLD: SeriesHold,
 }
 
 

@@ -11,8 +11,8 @@ ARGV[4] the epoch the caller expects in the marker ('' = unguarded: tests and to
 Returns:
   {0, slot_id, person, held_ms, deadline_ms, confirmed_ms, idempotency_key}   confirmed now
   {1, slot_id, person, held_ms, deadline_ms, confirmed_ms, idempotency_key}   already was
-  {-1} no such hold   {-6} not the caller's   {-7} cancelled or expired, or a hold of a
-  series (confirmed only by slot_confirm_series)   {-8} deadline passed
+  {-1} no such hold   {-6} not the caller's   {-7} cancelled or expired   {-8} deadline
+  passed   {-14, series_id} a hold of a series (confirmed only by slot_confirm_series)
   {-12} sales closed (marker missing or not the expected epoch); checked first
 ]]
 local hold_key, deadlines_key, outbox_key = KEYS[1], KEYS[2], KEYS[3]
@@ -36,8 +36,9 @@ if h[2] ~= 'held' then
 end
 -- A hold of a series (vaccine dose 1 + dose 2) is confirmed only with the rest of its
 -- series, by slot_confirm_series: confirming one dose alone would break "both or neither".
-if redis.call('HEXISTS', hold_key, 'series') == 1 then
-  return {-7}
+local series = redis.call('HGET', hold_key, 'series')
+if series then
+  return {-14, series}
 end
 -- The sweeper may not have run yet: a passed deadline is final all the same.
 if now >= tonumber(h[6]) then

@@ -17,8 +17,9 @@ ARGV[4] deadline_ms (the same for every hold of the series)
 ARGV[5] idempotency key as the client sent it
 ARGV[6] series id (written on every hold: slot_confirm refuses such holds one by one)
 ARGV[7] N (1..8)
-ARGV[8 .. 7+2N] per dose i: hold_id, slot_id
-ARGV[8+2N] the epoch the caller expects in the marker ('' = unguarded: tests and tools only)
+ARGV[8 .. 7+3N] per dose i: hold_id, slot_id, the hold it replaces ('' = none: a move
+        names the moved dose's old hold, whose person-day entry it may take over)
+ARGV[8+3N] the epoch the caller expects in the marker ('' = unguarded: tests and tools only)
 Returns:
   {0, deadline_ms}               every hold written
   {1, deadline_ms, state}        replay: the series exists (state of its first hold)
@@ -31,7 +32,7 @@ Returns:
 local n = tonumber(ARGV[7])
 local now = tonumber(ARGV[1])
 local deadlines_key, outbox_key, epoch_key = KEYS[3 * n + 1], KEYS[3 * n + 2], KEYS[3 * n + 3]
-local expected = ARGV[8 + 2 * n]
+local expected = ARGV[8 + 3 * n]
 if expected ~= '' and redis.call('GET', epoch_key) ~= expected then
   return {-12, 0}
 end
@@ -44,7 +45,7 @@ if first[2] then
   end
   for i = 2, n do
     local h = redis.call('HMGET', KEYS[3 * i - 1], 'series', 'slot')
-    if h[1] ~= ARGV[6] or h[2] ~= ARGV[7 + 2 * i] then
+    if h[1] ~= ARGV[6] or h[2] ~= ARGV[6 + 3 * i] then
       return {-10, i}
     end
   end
@@ -72,7 +73,11 @@ for i = 1, n do
   if tonumber(slot[1]) < taken[slot_key] then
     return {-3, i}
   end
-  if seen_pday[pday_key] or redis.call('HEXISTS', pday_key, ARGV[3]) == 1 then
+  -- A dose moved to another time of its own day at its site takes over the entry of the
+  -- hold it replaces (released once the move is recorded); any other entry refuses.
+  local owner = redis.call('HGET', pday_key, ARGV[3])
+  local replaces = ARGV[7 + 3 * i]
+  if seen_pday[pday_key] or (owner and (replaces == '' or owner ~= replaces)) then
     return {-4, i}
   end
   seen_pday[pday_key] = true
@@ -81,7 +86,7 @@ end
 -- Every rule of every dose passed: write them all.
 for i = 1, n do
   local slot_key, hold_key, pday_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local hold_id, slot_id = ARGV[6 + 2 * i], ARGV[7 + 2 * i]
+  local hold_id, slot_id = ARGV[5 + 3 * i], ARGV[6 + 3 * i]
   redis.call('HINCRBY', slot_key, 'available', -1)
   redis.call('HSET', hold_key,
     'slot', slot_id, 'account', ARGV[2], 'person', ARGV[3], 'state', 'held',

@@ -14,8 +14,10 @@ ARGV[2] '1': first call of the group (reset the person-day hash), '0': a later c
 ARGV[3] S, ARGV[4] H, ARGV[5] retain_until_ms of the person-day hash
 then per slot 8 values: capacity, available, release_ms, resource, day, status, ends_ms,
   retain_until_ms
-then per hold 10 values: slot, account, person, state, held_ms, deadline_ms,
-  confirmed_ms or '', ended_ms or '', idempotency key, retain_until_ms
+then per hold 11 values: slot, account, person, state, held_ms, deadline_ms,
+  confirmed_ms or '', ended_ms or '', idempotency key, retain_until_ms, series id or ''
+  (a vaccine series' holds carry it, so slot_confirm and the generic cancel keep refusing
+  them one by one after a rebuild)
 Returns: {0, S, H} restored   {-12} the marker is not ARGV[1] (nothing written)
 ]]
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then
@@ -49,6 +51,9 @@ for i = 1, h_count do
   if ARGV[a + 7] ~= '' then
     redis.call('HSET', key, 'ended', ARGV[a + 7])
   end
+  if ARGV[a + 10] ~= '' then
+    redis.call('HSET', key, 'series', ARGV[a + 10])
+  end
   redis.call('PEXPIREAT', key, ARGV[a + 9])
   if state == 'held' then
     redis.call('ZADD', deadlines_key, ARGV[a + 5], hold_id)
@@ -58,7 +63,7 @@ for i = 1, h_count do
   if state == 'held' or state == 'confirmed' then
     redis.call('HSET', pday_key, ARGV[a + 2], hold_id)
   end
-  a = a + 10
+  a = a + 11
 end
 if redis.call('EXISTS', pday_key) == 1 then
   redis.call('PEXPIREAT', pday_key, ARGV[5])

@@ -423,3 +423,22 @@ async def resource_slots(
         day_to,
     )
     return [dict(r) for r in rows]
+
+
+# --- integrity (issue 6) ------------------------------------------------------------------
+async def series_of_holds(conn: Any, hold_ids: Sequence[str]) -> dict[str, str]:
+    """hold id -> series id, for the holds that are vaccine appointments (an appointment's
+    id is its hold id): the rebuild restores each hold's series marker from it."""
+    rows = await conn.fetch(
+        "SELECT id, series_id FROM vaccine_appointments WHERE id = ANY($1::text[])",
+        list(hold_ids),
+    )
+    return {r["id"]: r["series_id"] for r in rows}
+
+
+async def vaccine_hold_ids(conn: Any, hold_ids: Sequence[str]) -> set[str]:
+    """Which of these holds are vaccine appointments (their notes are the vaccine's)."""
+    rows = await conn.fetch(
+        "SELECT id FROM vaccine_appointments WHERE id = ANY($1::text[])", list(hold_ids)
+    )
+    return {r["id"] for r in rows}

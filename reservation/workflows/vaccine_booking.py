@@ -440,7 +440,17 @@ async def cancel(services: Services, *, account_id: str, series_id: str) -> list
     now = now_of(services)
     async with services.pool.acquire() as conn:
         rows = await _owned_series(conn, account_id, series_id)
-    live = _live(rows, now)
+    # Also the doses whose place a previous attempt already gave back (only this route
+    # cancels a series' holds) but whose appointment it did not end: a retry completes
+    # the record and its notes, which no one else writes (the persister leaves a vaccine
+    # hold's notes to this workflow).
+    live = [
+        r
+        for r in rows
+        if r["state"] in LIVE_APPOINTMENT_STATES
+        and effective_state(r["state"], r["booking_state"], r["deadline"], now)
+        in (*LIVE_APPOINTMENT_STATES, "cancelled")
+    ]
     await _release_all(services, live, account_id, "citizen")
     if live:
         await services.gate.release(account_id=account_id, hold_id=min(live, key=_dose)["id"])
@@ -577,6 +587,9 @@ async def reschedule(
                     now_ms=services.clock(),
                     deadline_ms=deadline,
                     expected_epoch=epoch,
+                    # Each new dose may take its old hold's place in the day's "one
+                    # booking per person" index: a move within the day at the same site.
+                    replaces=[old["id"] for old, _ in moves],
                 )
             except SeriesRefused as refused:
                 raise type(refused.cause)(refused.cause.message) from None
