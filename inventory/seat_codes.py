@@ -18,6 +18,7 @@ from inventory.errors import (
     NotFoundInInventory,
     NotOwner,
     PersonLimitReached,
+    SalesClosed,
     SoldOut,
 )
 
@@ -38,6 +39,9 @@ class SeatCode(IntEnum):
     CHANGE_ABORTED = -11  # the 改签 was aborted at the old ticket; it can never commit
     MAP_MISMATCH = -12  # a different seat map was already published for this (run, class)
     CORRUPT = -13  # a hold's seats are not sold as recorded; nothing was written
+    # The shard's epoch marker is not the epoch the caller expects: Redis lost data or a
+    # rebuild runs (issue 4). Not -12 as for slots: that number was taken here already.
+    SALES_CLOSED = -14
 
 
 class InvalidSeatRequest(InventoryError):
@@ -96,6 +100,7 @@ ERRORS: dict[SeatCode, type[InventoryError]] = {
     SeatCode.CHANGE_ABORTED: ChangeAborted,
     SeatCode.MAP_MISMATCH: AlreadyExists,
     SeatCode.CORRUPT: InventoryCorrupt,
+    SeatCode.SALES_CLOSED: SalesClosed,
 }
 
 

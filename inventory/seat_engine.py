@@ -27,15 +27,17 @@ in passenger order), ``pax`` (","-joined passenger ids), ``at`` (now_ms); held a
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from inventory.errors import HoldNotLive, InventoryError, NotOwner
+from inventory.epoch import EpochGuard
+from inventory.errors import HoldNotLive, InventoryError, NotOwner, SalesClosed
 from inventory.keys import Keys
 from inventory.scripts import script_source
 from inventory.seat_codes import ChangeAborted, SeatCode, error_for
@@ -62,7 +64,20 @@ from inventory.segments import (
     remaining_all,
 )
 
-__all__ = ["HoldInfo", "Outcome", "SeatEngine", "SeatHold", "SeatRef", "SeatSpec"]
+if TYPE_CHECKING:
+    from inventory.waitlist_engine import Freeing
+
+__all__ = [
+    "HoldInfo",
+    "Outcome",
+    "RestoredSeatHold",
+    "SeatEngine",
+    "SeatHold",
+    "SeatRef",
+    "SeatSpec",
+    "UnitState",
+    "unit_state",
+]
 
 Client = Redis | RedisCluster
 
@@ -73,6 +88,106 @@ def wall_clock_ms() -> int:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitState:
+    """What a (run, class) map derives from its seats' patterns (see ``seat_keys``)."""
+
+    pcount: dict[str, int]
+    gapidx: set[str]
+    gapn: dict[str, int]
+    gaps: bytes
+
+
+def unit_state(nseg: int, records: Iterable[str]) -> UnitState:
+    """The derived structures of a map whose seats are ``"<pattern>|<tail>"`` records: what
+    seat_load and every hold and release keep up to date, computed from scratch (the
+    rebuild writes it, ``audit`` compares with it)."""
+    pcount: dict[str, int] = {}
+    for record in records:
+        pattern = record[:nseg]
+        pcount[pattern] = pcount.get(pattern, 0) + 1
+    gapidx: set[str] = set()
+    gapn: dict[str, int] = {}
+    top: dict[tuple[int, int], int] = {}
+    for pattern, count in pcount.items():
+        for g0, g1 in free_gaps(pattern):
+            gapidx.add(f"{g0:02d}{g1:02d}|{popcount(pattern):02d}|{pattern}")
+            gapn[f"{g0}:{g1}"] = gapn.get(f"{g0}:{g1}", 0) + count
+            top[(g0, g1)] = max(top.get((g0, g1), -1), popcount(pattern))
+    cells = bytearray((nseg + 1) ** 2)
+    for (g0, g1), pop in top.items():
+        cells[g0 * (nseg + 1) + g1] = pop + 1
+    return UnitState(pcount, gapidx, gapn, bytes(cells))
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredSeatHold:
+    """A seat hold as Postgres knows it (its tickets), to be written back to Redis."""
+
+    hold_id: str
+    run_id: str
+    seat_class: str
+    account_id: str
+    segments: tuple[int, int]
+    tails: tuple[str, ...]  # in passenger order
+    passengers: tuple[str, ...]  # ID HMACs, in passenger order
+    state: str  # held, confirmed, cancelled, expired, changed
+    deadline_ms: int
+    fingerprint: str
+    confirmed_ms: int | None = None
+    ended_ms: int | None = None
+    change_of: str = ""
+    changed_to: str = ""
+    gone: tuple[tuple[int, int], ...] = ()  # (place, when ms) of seats returned one by one
+    expire_at_ms: int | None = None  # ended holds: when the record goes (None: kept)
+
+    @property
+    def live(self) -> bool:
+        return self.state in ("held", "confirmed")
+
+    @property
+    def live_places(self) -> list[int]:
+        gone = {place for place, _ in self.gone}
+        return [i for i in range(1, len(self.tails) + 1) if i not in gone] if self.live else []
+
+    @property
+    def live_passengers(self) -> list[str]:
+        return [self.passengers[i - 1] for i in self.live_places]
+
+    @property
+    def indexed_deadline(self) -> int | None:
+        return self.deadline_ms if self.state == "held" else None
+
+    def fields(self) -> dict[str, str]:
+        """The record as seat_hold, seat_confirm and seat_release write it."""
+        out = {
+            "kind": "seat",
+            "run": self.run_id,
+            "cls": self.seat_class,
+            "acct": self.account_id,
+            "a": str(self.segments[0]),
+            "b": str(self.segments[1]),
+            "seats": ";".join(self.tails),
+            "pax": ",".join(self.passengers),
+            "state": self.state,
+            "deadline": str(self.deadline_ms),
+            "change_of": self.change_of,
+            "fp": self.fingerprint,
+            "wish_met": "0",  # not kept in Postgres; only a replayed answer shows it
+        }
+        if self.confirmed_ms is not None:
+            out["confirmed"] = str(self.confirmed_ms)
+        if self.changed_to or not self.live:
+            out["changed_to"] = self.changed_to
+        if self.ended_ms is not None and not self.live:
+            out["ended"] = str(self.ended_ms)
+        if self.gone:
+            out["gone"] = "," + ",".join(str(p) for p, _ in self.gone) + ","
+            for place, at in self.gone:
+                out[f"gone_at:{place}"] = str(at)
+        return out
 
 
 def _refusal(reply: list[Any], detail: str = "") -> InventoryError:
@@ -89,9 +204,15 @@ class SeatEngine:
         clock: Callable[[], int] = wall_clock_ms,
         hold_ms: int = 15 * 60_000,
         keep_ms: int = 7 * 86_400_000,
+        guard: EpochGuard | None = None,
     ) -> None:
         self.client = client
         self.keys = SeatKeys(keys)
+        # Without a guard the scripts skip the epoch check: only for tests and tools that
+        # own their Redis. The service installs one (reservation.workflows.rebuild_inventory).
+        self.guard = guard
+        # Where freed seats go (inventory.waitlist_engine); None: straight back on sale.
+        self.freeing: Freeing | None = None
         self.clock = clock
         self.hold_ms = hold_ms
         self.keep_ms = keep_ms  # lifetime of finished holds and of replay records
@@ -99,8 +220,31 @@ class SeatEngine:
         self._hold = client.register_script(script_source("seat_hold"))
         self._confirm = client.register_script(script_source("seat_confirm"))
         self._release = client.register_script(script_source("seat_release"))
+        self._restore = client.register_script(script_source("seat_restore"))
+        self._restore_holds = client.register_script(script_source("seat_restore_holds"))
         self._units: dict[tuple[str, str], SeatUnitKeys] = {}
         self._nseg: dict[tuple[str, str], int] = {}
+
+    # The epoch check (issue 4) ------------------------------------------------------------
+    async def _guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Any:
+        """One script call with the shard's epoch marker as its last key and the expected
+        epoch as its last argument (as SlotEngine does). A refusal for a closed epoch is
+        retried once if the expected epoch changed meanwhile (a rebuild just finished)."""
+        keys = [*keys, self.keys.keys.epoch(shard)]
+        expected = "" if self.guard is None else await self.guard.expected()
+        reply = await script(keys=keys, args=[*args, expected])
+        if int(reply[0]) == SeatCode.SALES_CLOSED and self.guard is not None:
+            with contextlib.suppress(Exception):
+                fresh = (await self.guard.refresh()).expected
+                if fresh != expected:
+                    reply = await script(keys=keys, args=[*args, fresh])
+        return reply
+
+    async def _epoch_valid(self, shard: int) -> bool:
+        if self.guard is None:
+            return True
+        marker = await self.client.get(self.keys.keys.epoch(shard))
+        return _text(marker) == await self.guard.expected() if marker is not None else False
 
     def unit(self, run_id: str, seat_class: str) -> SeatUnitKeys:
         found = self._units.get((run_id, seat_class))
@@ -117,9 +261,11 @@ class SeatEngine:
         check_trip(nseg, 0, nseg)
         tails = seat_map(seat_class, seats)
         u = self.unit(run_id, seat_class)
-        reply = await self._load(
-            keys=u.inventory[:7],
-            args=[nseg, map_fingerprint(nseg, seat_class, tails), run_id, seat_class, *tails],
+        reply = await self._guarded(
+            self._load,
+            u.inventory[:7],
+            [nseg, map_fingerprint(nseg, seat_class, tails), run_id, seat_class, *tails],
+            u.shard,
         )
         if int(reply[0]) < 0:
             raise _refusal(reply)
@@ -158,9 +304,10 @@ class SeatEngine:
             raise error_for(SeatCode.BAD_REQUEST, reason=str(exc)) from None
         hold_id = self.keys.hold_id(run_id, account_id, idempotency_key)
         u = self.unit(run_id, seat_class)
-        reply = await self._hold(
-            keys=[*u.inventory, self.keys.hold(hold_id), u.deadlines, u.outbox],
-            args=[
+        reply = await self._guarded(
+            self._hold,
+            [*u.inventory, self.keys.hold(hold_id), u.deadlines, u.outbox],
+            [
                 now,
                 hold_id,
                 account_id,
@@ -172,6 +319,7 @@ class SeatEngine:
                 change_of,
                 *passengers,
             ],
+            u.shard,
         )
         code = int(reply[0])
         if code < 0:
@@ -198,13 +346,15 @@ class SeatEngine:
     ) -> Outcome:
         """Held -> confirmed while the hold is live; confirming again answers the same."""
         shard = self.keys.hold_shard(hold_id)
-        reply = await self._confirm(
-            keys=[
+        reply = await self._guarded(
+            self._confirm,
+            [
                 self.keys.hold(hold_id),
                 self.keys.keys.hold_deadlines(shard),
                 self.keys.keys.outbox(shard),
             ],
-            args=[self._now(now_ms), hold_id, account_id, change_commit_of],
+            [self._now(now_ms), hold_id, account_id, change_commit_of],
+            shard,
         )
         return self._outcome(hold_id, reply)
 
@@ -275,7 +425,9 @@ class SeatEngine:
         raw = await self._hold_record(hold_id)
         if not raw:  # its record is gone: drop the deadline it left behind
             shard = self.keys.hold_shard(hold_id)
-            await self.client.zrem(self.keys.keys.hold_deadlines(shard), hold_id)
+            # Not while sales are closed: a rebuild may be restoring this very hold.
+            if await self._epoch_valid(shard):
+                await self.client.zrem(self.keys.keys.hold_deadlines(shard), hold_id)
         info = self._hold_info(hold_id, raw)
         if info is None:
             raise error_for(SeatCode.HOLD_NOT_FOUND)
@@ -316,6 +468,8 @@ class SeatEngine:
                 continue  # another inventory's hold shares the shard index
             try:
                 outcomes.append(await self.expire(hold_id, now_ms=now))
+            except SalesClosed:
+                break  # nothing expires while the inventory waits for a rebuild
             except InventoryError:
                 continue  # raced with a confirm or cancel, or already gone
         return outcomes
@@ -440,30 +594,69 @@ class SeatEngine:
             return ["not published"]
         nseg = int(raw_nseg)
         records = sorted(_text(v) for v in seats.values())
-        patterns = [r[:nseg] for r in records]
-        counts: dict[str, int] = {}
-        for p in patterns:
-            counts[p] = counts.get(p, 0) + 1
-        want_gapidx: set[str] = set()
-        want_gapn: dict[str, int] = {}
-        top: dict[tuple[int, int], int] = {}
-        for p, c in counts.items():
-            for g0, g1 in free_gaps(p):
-                want_gapidx.add(f"{g0:02d}{g1:02d}|{popcount(p):02d}|{p}")
-                want_gapn[f"{g0}:{g1}"] = want_gapn.get(f"{g0}:{g1}", 0) + c
-                top[(g0, g1)] = max(top.get((g0, g1), -1), popcount(p))
-        want_cells = bytearray((nseg + 1) ** 2)
-        for (g0, g1), pop in top.items():
-            want_cells[g0 * (nseg + 1) + g1] = pop + 1
-        got_cells = gaps.encode() if isinstance(gaps, str) else bytes(gaps or b"")
+        want = unit_state(nseg, records)
+        got_cells = gaps.encode("latin-1") if isinstance(gaps, str) else bytes(gaps or b"")
         checks = {
             "bypat": (sorted(_text(m) for m in bypat), records),
-            "pcount": ({_text(k): int(v) for k, v in pcount.items()}, counts),
-            "gapidx": ({_text(m) for m in gapidx}, want_gapidx),
-            "gapn": ({_text(k): int(v) for k, v in gapn.items()}, want_gapn),
-            "gaps": (got_cells, bytes(want_cells)),
+            "pcount": ({_text(k): int(v) for k, v in pcount.items()}, want.pcount),
+            "gapidx": ({_text(m) for m in gapidx}, want.gapidx),
+            "gapn": ({_text(k): int(v) for k, v in gapn.items()}, want.gapn),
+            "gaps": (got_cells, want.gaps),
         }
         return [name for name, (got, want) in checks.items() if got != want]
+
+    # rebuild (issue 4) -----------------------------------------------------------------------
+    async def restore_unit(
+        self, run_id: str, seat_class: str, nseg: int, records: Sequence[str], marker: str
+    ) -> None:
+        """Rewrite a (run, class) map from Postgres: ``records`` are every seat's
+        ``"<pattern>|<tail>"`` in ordinal order. Only while the shard's marker is ``marker``
+        (raises ``SalesClosed`` otherwise). One call, like ``publish``."""
+        tails = [r[nseg + 1 :] for r in records]
+        state = unit_state(nseg, records)
+        u = self.unit(run_id, seat_class)
+        args: list[Any] = [marker, nseg, map_fingerprint(nseg, seat_class, tails), run_id]
+        args += [seat_class, state.gaps.decode("latin-1")]
+        args += [len(state.pcount), len(state.gapidx), len(state.gapn)]
+        for pattern, count in sorted(state.pcount.items()):
+            args += [pattern, count]
+        args += sorted(state.gapidx)
+        for gap, count in sorted(state.gapn.items()):
+            args += [gap, count]
+        args += list(records)
+        reply = await self._restore(
+            keys=[*u.inventory[:7], self.keys.keys.epoch(u.shard)], args=args
+        )
+        if int(reply[0]) < 0:
+            raise _refusal(reply)
+        self._nseg.pop((run_id, seat_class), None)
+
+    async def restore_holds(
+        self,
+        run_id: str,
+        holds: Sequence[RestoredSeatHold],
+        marker: str,
+        *,
+        chunk: int = 32,
+    ) -> None:
+        """Rewrite a run's hold records, its passenger index and their deadlines from
+        Postgres (``seat_restore_holds``), ``chunk`` holds per call so none blocks Redis long.
+        A run without holds still gets its (then empty) passenger index reset."""
+        u = self.unit(run_id, "")
+        for start in range(0, max(1, len(holds)), chunk):
+            part = holds[start : start + chunk]
+            keys = [u.pax, u.deadlines, self.keys.keys.epoch(u.shard)]
+            keys += [self.keys.hold(h.hold_id) for h in part]
+            args: list[Any] = [marker, "1" if start == 0 else "0", len(part)]
+            for h in part:
+                fields = h.fields()
+                args += [len(fields), h.expire_at_ms or "", h.indexed_deadline or ""]
+                args += [",".join(h.live_passengers)]
+                for name, value in fields.items():
+                    args += [name, value]
+            reply = await self._restore_holds(keys=keys, args=args)
+            if int(reply[0]) < 0:
+                raise _refusal(reply)
 
     # internals ----------------------------------------------------------------------------
     def _now(self, now_ms: int | None) -> int:
@@ -491,9 +684,22 @@ class SeatEngine:
             if run is None or cls is None:
                 raise error_for(SeatCode.HOLD_NOT_FOUND)
             where = (_text(run), _text(cls))
+        if self.freeing is not None and mode != "abort_change":
+            # Waitlist first, handoff defence (issue 5): freed seats go to cooling.
+            return await self.freeing.free_seat(
+                self,
+                hold_id=hold_id,
+                mode=mode,
+                account_id=account_id,
+                extra=extra,
+                now_ms=self._now(now_ms),
+                where=where,
+            )
         u = self.unit(*where)
-        reply = await self._release(
-            keys=[*u.inventory, hold_key, u.deadlines, u.outbox],
-            args=[self._now(now_ms), hold_id, mode, account_id, self.keep_ms, extra],
+        reply = await self._guarded(
+            self._release,
+            [*u.inventory, hold_key, u.deadlines, u.outbox],
+            [self._now(now_ms), hold_id, mode, account_id, self.keep_ms, extra],
+            u.shard,
         )
         return self._outcome(hold_id, reply)

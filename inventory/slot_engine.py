@@ -12,14 +12,17 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inventory import errors
 from inventory.epoch import EpochGuard
 from inventory.keys import Keys
 from inventory.script_client import ScriptClient
 from inventory.scripts import script_source
-from inventory.slot_codes import SlotCode, check
+from inventory.slot_codes import SeriesHold, SlotCode, check
+
+if TYPE_CHECKING:
+    from inventory.waitlist_engine import Freeing
 
 _ID = re.compile(r"\A[sh](\d{1,4})-[0-9a-f]{8,40}\Z")
 
@@ -98,6 +101,9 @@ class HoldView:
     held_ms: int
     deadline_ms: int
     idempotency_key: str
+    # The series (vaccine dose 1 + dose 2) the hold belongs to, if any: such a hold is
+    # confirmed and cancelled only with the rest of its series.
+    series: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,7 @@ class RestoredHold:
     ended_ms: int | None
     idempotency_key: str
     retain_until_ms: int
+    series: str | None = None  # from the vaccine appointments (issue 6)
 
 
 class SlotEngine:
@@ -145,6 +152,8 @@ class SlotEngine:
         # Without a guard the scripts skip the epoch check: only for tests and tools that
         # own their Redis. The service installs one (reservation.workflows.rebuild_inventory).
         self.guard = guard
+        # Where freed places go (inventory.waitlist_engine); None: straight back on sale.
+        self.freeing: Freeing | None = None
         self._publish = client.register_script(script_source("slot_publish"))
         self._hold = client.register_script(script_source("slot_hold"))
         self._confirm = client.register_script(script_source("slot_confirm"))
@@ -199,6 +208,9 @@ class SlotEngine:
                                 expected,
                             ],
                         )
+                        if self.freeing is None
+                        # Waitlist first for new stock too (issue 5): slot_publish_cool.
+                        else self.freeing.publish_call(self, spec, expected)
                         for spec in chunk
                     ]
                 )
@@ -258,6 +270,7 @@ class SlotEngine:
             held_ms=int(h["held"]),
             deadline_ms=int(h["deadline"]),
             idempotency_key=h.get("idem", ""),
+            series=h.get("series"),
         )
 
     async def ping(self) -> None:
@@ -314,6 +327,8 @@ class SlotEngine:
             [now_ms, hold_id, account_id],
             shard,
         )
+        if int(result[0]) == SlotCode.SERIES_HOLD:
+            raise SeriesHold.of(str(result[1]))
         code = check(int(result[0]))
         return ConfirmedHold(
             hold_id=hold_id,
@@ -341,6 +356,17 @@ class SlotEngine:
         ``account_id`` None acts for the system (sweeper, staff): ownership is then checked
         by the caller against the provider instead.
         """
+        if self.freeing is not None:
+            # Waitlist first, handoff defence (issue 5): the place goes to cooling.
+            return await self.freeing.free_slot(
+                self,
+                hold_id=hold_id,
+                slot_id=slot_id,
+                account_id=account_id,
+                now_ms=now_ms,
+                state=state,
+                reason=reason,
+            )
         shard = shard_from_id(hold_id)
         meta = await self.slot_meta(slot_id)
         result = await self._guarded(
@@ -397,7 +423,7 @@ class SlotEngine:
             for h in group_holds:
                 args += [h.slot_id, h.account_id, h.person, h.state, h.held_ms, h.deadline_ms]
                 args += [h.confirmed_ms or "", h.ended_ms or "", h.idempotency_key]
-                args += [h.retain_until_ms]
+                args += [h.retain_until_ms, h.series or ""]
             check(int((await self.calls.call(self._restore, keys, args))[0]))
 
     # Expiry ---------------------------------------------------------------------------

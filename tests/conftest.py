@@ -208,4 +208,8 @@ def settings(
         operator_key="test-operator",
         seed_demo_data=False,
         run_background_workers=False,
+        # --- waitlist (issue 5): freed places are back on sale at once unless an order
+        # waits; tests/waitlist turns the handoff delay on.
+        handoff_delay_min_ms=0,
+        handoff_delay_max_ms=0,
     )

@@ -3,14 +3,21 @@ seat_confirm: a live hold becomes a sold ticket (payment received); confirming t
 KEYS[1] hold       hash    the hold
 KEYS[2] deadlines  zset    the shard's expiry index
 KEYS[3] outbox     stream  gets a `confirmed` event
+KEYS[4] epoch      string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] now_ms
 ARGV[2] hold id
 ARGV[3] account: the owner
 ARGV[4] change_commit_of: "" normally; for a 改签 hold, its old hold id once the change committed there (the deadline no longer applies: the old seat is already given back)
+ARGV[5] the epoch the caller expects in the marker ("" = unguarded: tests and tools only); SALES_CLOSED (-14) if it differs, checked first
 Returns: {code, state}  code 0 = OK, 1 = REPLAY (already confirmed), negative = refusal (see inventory/seat_codes.py)
 ]]
 
 local OK, REPLAY, BAD_REQUEST, HOLD_NOT_FOUND, HOLD_NOT_LIVE, HOLD_EXPIRED, CHANGE_PENDING = 0, 1, -2, -6, -7, -8, -10
+
+-- After a Redis loss the hold may be an older copy's: sell nothing until a rebuild.
+if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then
+  return {-14} -- SALES_CLOSED
+end
 
 local h = redis.call('HMGET', KEYS[1], 'acct', 'state', 'deadline', 'change_of', 'run', 'cls', 'a', 'b',
   'seats', 'pax')

@@ -11,6 +11,7 @@ KEYS[8] pax        hash    passenger -> live hold id on this run (one ticket per
 KEYS[9] hold       hash    the hold; also the idempotency record (its id derives from account and key)
 KEYS[10] deadlines zset    hold id -> deadline ms (the shard's expiry index)
 KEYS[11] outbox    stream  the shard's outbox: gets a `held` event
+KEYS[12] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] now_ms
 ARGV[2] hold id ("<shard:03d>-<hex>", from the account and the idempotency key)
 ARGV[3] account id
@@ -20,13 +21,19 @@ ARGV[6] wish: "" or a position kind (window, aisle, middle, upper, lower)
 ARGV[7] deadline_ms: the payment deadline, > now_ms
 ARGV[8] request fingerprint: the same idempotency key with another request is refused
 ARGV[9] change_of: the ticket this hold replaces (改签), or ""
-ARGV[10..] passenger ids, 1 to 5, distinct, one seat each in this order
+ARGV[10..#ARGV-1] passenger ids, 1 to 5, distinct, one seat each in this order
+ARGV[#ARGV] the epoch the caller expects in the marker ("" = unguarded: tests and tools only); SALES_CLOSED (-14) if it differs, checked first, even before a replay
 Returns: {code, hold id, deadline_ms, wish_met (1/0), tail...}  code 0 = OK, 1 = REPLAY (idempotent retry: the first answer), negative = refusal (see inventory/seat_codes.py), PERSON_LIMIT adds the passenger
 ]]
 
 local OK, REPLAY, NOT_LOADED, BAD_REQUEST, NO_SEAT, PERSON_LIMIT, IDEM_MISMATCH = 0, 1, -1, -2, -3, -4, -5
 -- Bounded work per hold, whatever the number of seats (inventory/seat_model.py, plan_seats).
 local SAMPLE, MAX_BUCKETS, PATTERNS_PER_GAP = 16, 3, 5
+
+-- After a Redis loss (missing or other epoch marker) sell nothing until a rebuild.
+if ARGV[#ARGV] ~= '' and redis.call('GET', KEYS[12]) ~= ARGV[#ARGV] then
+  return {-14} -- SALES_CLOSED
+end
 
 local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
 if not meta[1] then
@@ -36,7 +43,7 @@ local nseg = tonumber(meta[1])
 local now, hold_id, account = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local a, b, wish, deadline = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local pax = {}
-for i = 10, #ARGV do
+for i = 10, #ARGV - 1 do
   pax[#pax + 1] = ARGV[i]
 end
 local n = #pax
@@ -193,12 +200,15 @@ end
 -- busiest pattern first, then the tightest gap, then the lowest start. Most holds stop in
 -- tier 2 or 1, so tier 0 (the rest of the triangle) is rarely read.
 gaps = redis.call('GET', KEYS[7])
+-- Each candidate carries one number that orders it (higher first): busiest pattern, then
+-- tightest gap, then lowest start; nseg <= 99, so the fields do not overlap.
 local function present(list, from, to, step)
   for c = from, to, step do
     local v = string.byte(gaps, c)
     if v > 0 then
       local g0 = math.floor((c - 1) / W)
-      list[#list + 1] = {g0, c - 1 - g0 * W, v - 1}
+      local g1 = c - 1 - g0 * W
+      list[#list + 1] = {g0, g1, v - 1, v * 10000 + (99 - g1 + g0) * 100 + 99 - g0}
     end
   end
 end
@@ -221,12 +231,22 @@ local function tier(t)
       end
     end
   end
-  table.sort(list, function(x, y)
-    if x[3] ~= y[3] then return x[3] > y[3] end
-    if x[2] - x[1] ~= y[2] - y[1] then return x[2] - x[1] < y[2] - y[1] end
-    return x[1] < y[1]
-  end)
   return list
+end
+
+-- The candidates best first, picked one at a time rather than sorted: most holds stop at
+-- the first, so a full sort (with a Lua comparator) was most of the walk's cost.
+local function best_first(list)
+  local i = 0
+  return function()
+    i = i + 1
+    local top_i = i
+    for j = i + 1, #list do
+      if list[j][4] > list[top_i][4] then top_i = j end
+    end
+    list[i], list[top_i] = list[top_i], list[i]
+    return list[i]
+  end
 end
 
 -- 2. Walk the gaps' patterns, busiest first, sampling each bucket's lowest ordinals;
@@ -266,7 +286,7 @@ local function walk(c)
 end
 for t = 2, 0, -1 do
   local done = false
-  for _, c in ipairs(tier(t)) do
+  for c in best_first(tier(t)) do
     done = walk(c)
     if done then break end
   end

@@ -7,19 +7,26 @@ KEYS[4] pcount  hash    pattern -> number of seats with it
 KEYS[5] gapidx  zset    "<g0><g1>|<popcount>|<pattern>" (two digits each, score 0)
 KEYS[6] gapn    hash    "<g0>:<g1>" -> number of seats having that free gap
 KEYS[7] gaps    string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
+KEYS[8] epoch   string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] nseg (1..63)
 ARGV[2] fingerprint of the map (same map, same fingerprint)
 ARGV[3] run id
 ARGV[4] seat class
-ARGV[5..] seat tails "<ordinal:05d>|<coach>|<row>|<letter>|<kind>", in ordinal order
-Returns: {code}  code 0 = OK (published), 1 = REPLAY (this map is already published), negative = refusal (see inventory/seat_codes.py)
+ARGV[5..#ARGV-1] seat tails "<ordinal:05d>|<coach>|<row>|<letter>|<kind>", in ordinal order
+ARGV[#ARGV] the epoch the caller expects in the marker ("" = unguarded: tests and tools only)
+Returns: {code}  code 0 = OK (published), 1 = REPLAY (this map is already published), negative = refusal (see inventory/seat_codes.py); SALES_CLOSED (-14) when the marker differs, checked first: after a Redis loss a map must come back from Postgres (the rebuild), never as "every seat free"
 ]]
 
-local OK, REPLAY, BAD_REQUEST, MAP_MISMATCH = 0, 1, -2, -12
+local OK, REPLAY, BAD_REQUEST, MAP_MISMATCH, SALES_CLOSED = 0, 1, -2, -12, -14
 local CHUNK = 1000 -- unpack() stays far below Lua's C stack limit
 
+local expected = ARGV[#ARGV]
+if expected ~= '' and redis.call('GET', KEYS[8]) ~= expected then
+  return {SALES_CLOSED}
+end
+local last = #ARGV - 1 -- the last tail
 local nseg, fp = tonumber(ARGV[1]), ARGV[2]
-if not nseg or nseg < 1 or nseg > 63 or #ARGV < 5 then
+if not nseg or nseg < 1 or nseg > 63 or last < 5 then
   return {BAD_REQUEST}
 end
 
@@ -30,11 +37,11 @@ if current then
 end
 
 local empty = string.rep('0', nseg)
-local nseats = #ARGV - 4
-for first = 5, #ARGV, CHUNK do
-  local last = math.min(first + CHUNK - 1, #ARGV)
+local nseats = last - 4
+for first = 5, last, CHUNK do
+  local upto = math.min(first + CHUNK - 1, last)
   local fields, members = {}, {}
-  for i = first, last do
+  for i = first, upto do
     local member = empty .. '|' .. ARGV[i]
     fields[#fields + 1] = string.sub(ARGV[i], 1, 5)
     fields[#fields + 1] = member

@@ -11,18 +11,25 @@ KEYS[8] pax        hash
 KEYS[9] hold       hash    the hold
 KEYS[10] deadlines zset    the shard's expiry index
 KEYS[11] outbox    stream  gets a `cancelled`, `expired` or `released` (reason changed) event
+KEYS[12] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] now_ms
 ARGV[2] hold id
 ARGV[3] mode: cancel | expire | change | abort_change | release_one
 ARGV[4] account: the owner, checked by cancel, change and release_one; "" for expire and abort_change (the sweeper)
 ARGV[5] keep_ms: lifetime of a cancelled or expired hold's record
 ARGV[6] cancel, expire: "1" once the hold's pending change was aborted at its old ticket, else ""; change, abort_change: the new hold id; release_one: the passenger's place in the hold (1..5)
+ARGV[7] the epoch the caller expects in the marker ("" = unguarded: tests and tools only); SALES_CLOSED (-14) if it differs, checked first
 Returns: {code, state}  code 0 = OK (the new state; release_one: 'released_one'), 1 = REPLAY (nothing to do: the state is final already, or the change decision stands, or that passenger's seat is back already), negative = refusal (see inventory/seat_codes.py)
 A released passenger's place is kept in the hold's field `gone` (",2,"), and when in `gone_at:<place>`: the hold's seats and pax lists keep every place (ticket n stays the n-th passenger), and every later release skips the places gone. release_one appends no outbox event: its caller records the ticket (refunded) in Postgres before answering; a retry is a REPLAY. It never releases a party's last live seat (BAD_REQUEST: cancel the hold instead).
 ]]
 
 local OK, REPLAY, BAD_REQUEST, HOLD_NOT_FOUND, HOLD_NOT_LIVE = 0, 1, -2, -6, -7
 local NOT_DUE, CHANGE_PENDING, CHANGE_ABORTED, CORRUPT = -9, -10, -11, -13
+
+-- After a Redis loss the hold may be an older copy's: change nothing until a rebuild.
+if ARGV[7] ~= '' and redis.call('GET', KEYS[12]) ~= ARGV[7] then
+  return {-14} -- SALES_CLOSED
+end
 
 local now, hold_id, mode, account, extra = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local h = redis.call('HMGET', KEYS[9], 'acct', 'state', 'a', 'b', 'seats', 'pax', 'deadline',

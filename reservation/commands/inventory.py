@@ -37,6 +37,9 @@ async def _rebuild(services: Any) -> int:
     print(json.dumps(report.to_dict(), indent=2))
     if report.oversold_slots:
         print("WARNING: Postgres holds more live bookings than capacity for the slots above")
+    if report.oversold_seats:
+        print("WARNING: Postgres holds two live tickets on the seat-segments above")
+    if report.oversold_slots or report.oversold_seats:
         return 1
     print(f"Rebuilt; sales are open under epoch {report.epoch}.")
     return 0

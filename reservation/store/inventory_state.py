@@ -110,3 +110,39 @@ async def expire_overdue_holds(conn: Any, now: dt.datetime, epoch: int) -> list[
         str(epoch),
     )
     return [r["id"] for r in rows]
+
+
+# --- train seats (issue 4 for seats) -----------------------------------------------------
+async def published_runs_since(conn: Any, first_day: dt.date) -> list[dict[str, Any]]:
+    """Runs whose seat map went to Redis once (or that have tickets, whatever their flag
+    says) and that still matter (service date on or after ``first_day``): the seat maps a
+    rebuild restores and reconcile compares."""
+    rows = await conn.fetch(
+        """SELECT id, train_number, service_date, status FROM train_runs r
+           WHERE service_date >= $1 AND (seats_published_at IS NOT NULL
+                 OR EXISTS (SELECT 1 FROM tickets t WHERE t.run_id = r.id))
+           ORDER BY service_date, id""",
+        first_day,
+    )
+    return [dict(r) for r in rows]
+
+
+async def tickets_of_runs(conn: Any, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Every ticket of these runs (all states), grouped by hold in passenger order."""
+    rows = await conn.fetch(
+        """SELECT id, hold_id, passenger_no, run_id, seat_class, coach, seat, seg_from, seg_to,
+                  person_hmac, account_id, state, change_of, changed_to, held_at, deadline,
+                  confirmed_at, ended_at
+           FROM tickets WHERE run_id = ANY($1::text[]) ORDER BY hold_id, passenger_no""",
+        list(run_ids),
+    )
+    return [dict(r) for r in rows]
+
+
+async def runs_with_live_tickets(conn: Any, run_ids: Sequence[str]) -> set[str]:
+    rows = await conn.fetch(
+        """SELECT DISTINCT run_id FROM tickets
+           WHERE run_id = ANY($1::text[]) AND state IN ('held', 'confirmed')""",
+        list(run_ids),
+    )
+    return {r["run_id"] for r in rows}

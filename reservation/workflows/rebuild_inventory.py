@@ -13,7 +13,8 @@ Always:
   the person-day index, deadlines and account caps from Postgres, then opens.
 
 Extension point: the rebuild and the reconciliation run every ``InventoryPart`` in
-``PARTS``; slots are one. Train seats add theirs with ``register_part``.
+``PARTS``; slots are one, train seats (``rebuild_seats.SeatPart``) the other, added by
+``all_parts``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from inventory.slot_engine import RestoredHold, RestoredSlot, shard_from_id
 from reservation.domain.clock import from_ms, iso, to_ms
 from reservation.services import Services
 from reservation.store import inventory_state as store
+from reservation.store import vaccine as vaccine_store
 from reservation.workers.persister import Persister
 from reservation.workflows.publish_slots import RETAIN_AFTER_END
 
@@ -76,6 +78,13 @@ class RebuildReport:
     removed_holds: int = 0  # in Redis but unknown to Postgres (lost with the data)
     account_caps: int = 0
     oversold_slots: list[str] = field(default_factory=list)  # must stay empty
+    # Train seats (rebuild_seats): seat maps, seat holds by state, dropped Redis-only holds.
+    seat_units: int = 0
+    seat_holds_live: int = 0
+    seat_confirmed: int = 0
+    seat_ended: int = 0
+    removed_seat_holds: int = 0
+    oversold_seats: list[str] = field(default_factory=list)  # must stay empty
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +99,12 @@ class RebuildReport:
             "removed_holds": self.removed_holds,
             "account_caps": self.account_caps,
             "oversold_slots": self.oversold_slots,
+            "seat_units": self.seat_units,
+            "seat_holds_live": self.seat_holds_live,
+            "seat_confirmed": self.seat_confirmed,
+            "seat_ended": self.seat_ended,
+            "removed_seat_holds": self.removed_seat_holds,
+            "oversold_seats": self.oversold_seats,
             "seconds": round(self.seconds, 3),
         }
 
@@ -206,12 +221,13 @@ async def close_sales(services: Services, epoch: int, reason: str) -> bool:
 
 
 def install_epoch_guard(services: Services) -> EpochGuard:
-    """Make the slot engine check the epoch on every write (the service and its workers;
+    """Make the slot and seat engines check the epoch on every write (the service and its workers;
     tests and tools without it run unguarded)."""
     guard = EpochGuard(
         lambda: load_epoch_state(services), refresh_s=services.settings.epoch_refresh_ms / 1000
     )
     services.slots.guard = guard
+    services.seats.guard = guard  # the same guard: one epoch for slots and seats
     return guard
 
 
@@ -295,6 +311,11 @@ class SlotPart:
         async with services.pool.acquire() as conn:
             slots = await store.retained_slots(conn, from_ms(now_ms) - RETAIN_AFTER_END)
             bookings = await store.bookings_of_slots(conn, [s["id"] for s in slots])
+            # --- vaccine (issue 6): a series' holds get their marker back, so the generic
+            # confirm and cancel keep refusing them one dose at a time after a rebuild.
+            series = await vaccine_store.series_of_holds(conn, [b["id"] for b in bookings])
+            for b in bookings:
+                b["series"] = series.get(b["id"])
         return Snapshot(now_ms, slots, bookings)
 
     @staticmethod
@@ -324,7 +345,7 @@ class SlotPart:
                 continue  # not a slot hold (seats own theirs), or restored below
             shard = shard_from_id(hold_id)
             async with services.redis.pipeline(transaction=False) as pipe:
-                pipe.unlink(key)
+                pipe.delete(key)  # not unlink: async in a cluster pipeline
                 pipe.zrem(services.keys.hold_deadlines(shard), hold_id)
                 await pipe.execute()
             report.removed_holds += 1
@@ -367,6 +388,7 @@ class SlotPart:
                             ended_ms=_ms(b["ended_at"]),
                             idempotency_key=b["idempotency_key"],
                             retain_until_ms=_retain_ms(slot),
+                            series=b.get("series"),
                         )
                     )
                     if b["state"] == "held":
@@ -412,7 +434,11 @@ class SlotPart:
                         Difference("slot_field", f"{sid}.{name}", live.get(name, "-"), value)
                     )
             available = slot["capacity"] - taken
-            if live.get("available") != str(available):
+            # Places in cooling (issue 5, docs/waitlist.md) are free in Postgres' eyes:
+            # held by the system for the waitlist, then back on sale.
+            cooling = int(live.get("cooling") or 0)
+            on_sale = live.get("available")
+            if on_sale is None or int(on_sale) + cooling != available:
                 diffs.append(
                     Difference(
                         "stock",
@@ -512,6 +538,14 @@ def register_part(part: InventoryPart) -> None:
         PARTS.append(part)
 
 
+def all_parts() -> list[InventoryPart]:
+    """Every part, train seats included (imported here: they build on this module)."""
+    from reservation.workflows.rebuild_seats import SeatPart
+
+    register_part(SeatPart())
+    return PARTS
+
+
 # Account caps ------------------------------------------------------------------------------
 def _merge_caps(parts: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
     merged: dict[str, dict[str, int]] = defaultdict(dict)
@@ -525,7 +559,7 @@ async def _restore_account_caps(services: Services, caps: dict[str, dict[str, in
     stale = await _scan(services, "acctholds")
     async with services.redis.pipeline(transaction=False) as pipe:
         for key in stale:
-            pipe.unlink(key)
+            pipe.delete(key)  # not unlink: async in a cluster pipeline
         for account, holds in caps.items():
             key = services.keys.account_holds(account)
             pipe.zadd(key, {hold_id: deadline for hold_id, deadline in holds.items()})
@@ -577,7 +611,7 @@ async def rebuild_inventory(services: Services) -> RebuildReport:
             async with services.pool.acquire() as conn:
                 expired = await store.expire_overdue_holds(conn, from_ms(now_ms), epoch)
             report.expired_overdue = len(expired)
-            snapshots = [(part, await part.read(services, now_ms)) for part in PARTS]
+            snapshots = [(part, await part.read(services, now_ms)) for part in all_parts()]
             for part, snapshot in snapshots:
                 await part.restore(services, snapshot, marker, report)
             report.account_caps = await _restore_account_caps(
@@ -593,8 +627,10 @@ async def rebuild_inventory(services: Services) -> RebuildReport:
         finally:
             await store.unlock_rebuild(lock_conn, prefix)
     report.seconds = time.monotonic() - started
-    if report.oversold_slots:
-        log.error("oversold in Postgres: %s", ", ".join(report.oversold_slots))
+    if report.oversold_slots or report.oversold_seats:
+        log.error(
+            "oversold in Postgres: %s", ", ".join(report.oversold_slots + report.oversold_seats)
+        )
     log.info("inventory rebuilt: %s", report.to_dict())
     return report
 
@@ -619,7 +655,7 @@ async def reconcile_inventory(services: Services, *, drain: bool = True) -> list
     for marker, shards in wrong.items():
         subject = f"{len(shards)} shard(s) {shards[0]}..{shards[-1]}"
         diffs.append(Difference("marker", subject, f"marker {marker!r}", f"epoch {expected}"))
-    snapshots = [(part, await part.read(services, now_ms)) for part in PARTS]
+    snapshots = [(part, await part.read(services, now_ms)) for part in all_parts()]
     for part, snapshot in snapshots:
         diffs += await part.compare(services, snapshot)
     caps = _merge_caps(part.live_account_holds(s) for part, s in snapshots)

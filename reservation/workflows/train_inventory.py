@@ -6,9 +6,12 @@ the first time anyone searches it, reads its 余票 or holds on it (:func:`ensur
 A process remembers which runs it has seen loaded, so a warm run costs nothing more.
 
 Always: a map is published as "every seat free" only for a run never published before
-(``train_runs.seats_published_at`` is NULL). For a run published once, a map missing from
+(``train_runs.seats_published_at`` is NULL) with no live ticket in Postgres, and only while
+the shard's epoch marker is the one Postgres expects (``seat_load`` checks it: after a Redis
+loss it refuses with ``sales_closed``). For a run published once, a map missing from
 Redis means Redis lost data: that run's sales are closed (503 ``sales_closed``) until the
-inventory is rebuilt from Postgres, never silently republished empty (that would sell sold
+inventory is rebuilt from Postgres (its seat maps carry every held and confirmed ticket's
+segments, see ``rebuild_seats``), never silently republished empty (that would sell sold
 seats again). Publishing is idempotent (``SeatEngine.publish`` answers False when the same
 map is there), so two processes loading one run at once is harmless.
 
@@ -43,6 +46,7 @@ from reservation.errors import (
     ValidationFailed,
 )
 from reservation.services import Services
+from reservation.store import inventory_state
 from reservation.store import timetable as store
 
 # --- errors (the API answers them as 422 with the usual fields.errors list) -------------
@@ -97,7 +101,8 @@ class TrainInventory:
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
-        self.engine = SeatEngine(services.redis, services.keys, clock=services.clock)
+        # The process's one seat engine: it carries the epoch guard (install_epoch_guard).
+        self.engine: SeatEngine = services.seats
         self.window = SaleWindow(
             settings.train_sale_days, parse_release(settings.train_release_time)
         )
@@ -211,7 +216,12 @@ async def _load(services: Services, runs: list[TrainRun]) -> set[str]:
     inv = inventory(services)
     async with services.pool.acquire() as conn:
         published = await store.published_runs(conn, [r.run_id for r in runs])
-    fresh = [r for r in runs if r.run_id not in published]
+        # A run with live tickets in Postgres has sold seats, whatever its flag says: its
+        # map comes back only with them (the rebuild), never as "every seat free".
+        sold = await inventory_state.runs_with_live_tickets(
+            conn, [r.run_id for r in runs if r.run_id not in published]
+        )
+    fresh = [r for r in runs if r.run_id not in published and r.run_id not in sold]
     maps = {r.run_id: await seat_maps(services, r.train.composition_id) for r in runs}
     # Runs published before: their maps must be there; check without writing anything.
     checked = [(r, cls) for r in runs if r.run_id in published for cls in maps[r.run_id]]
@@ -221,14 +231,21 @@ async def _load(services: Services, runs: list[TrainRun]) -> set[str]:
             for r, cls in checked:
                 pipe.exists(inv.engine.unit(r.run_id, cls).meta)
             present = await pipe.execute()
-    lost = {r.run_id for (r, _), ok in zip(checked, present, strict=True) if not ok}
-    await asyncio.gather(
-        *(
-            inv.engine.publish(r.run_id, cls, r.train.nseg, seats)
-            for r in fresh
-            for cls, seats in maps[r.run_id].items()
-        )
-    )
+    lost = {r.run_id for (r, _), ok in zip(checked, present, strict=True) if not ok} | sold
+
+    async def publish(run: TrainRun) -> bool:
+        # Guarded (seat_load checks the shard's epoch): while sales are closed nothing is
+        # published, so a map can only be empty on a Redis that Postgres vouches for.
+        try:
+            for cls, seats in maps[run.run_id].items():
+                await inv.engine.publish(run.run_id, cls, run.train.nseg, seats)
+        except SalesClosed:
+            return False
+        return True
+
+    done = await asyncio.gather(*(publish(r) for r in fresh))
+    lost |= {r.run_id for r, ok in zip(fresh, done, strict=True) if not ok}
+    fresh = [r for r, ok in zip(fresh, done, strict=True) if ok]
     if fresh:
         async with services.pool.acquire() as conn:
             await store.mark_published(conn, [r.run_id for r in fresh])

@@ -204,6 +204,7 @@ def test_cli_commands(
     env = {
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
+        "FAIRSEAT_REDIS_CLUSTER": "1" if settings.redis_cluster else "0",
         "FAIRSEAT_KEY_PREFIX": settings.key_prefix,
         "FAIRSEAT_SHARD_COUNT": "8",
         "FAIRSEAT_SECRET_KEY": "s",

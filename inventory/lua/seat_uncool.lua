@@ -1,0 +1,161 @@
+--[[
+seat_uncool: a cooling seat piece (seat_free) goes back on open sale: its segments are freed in the seat patterns exactly as seat_release frees a hold's. Only once its cooling ended, and only if no waitlist order waits on the run and class, unless the caller passes the unit's generation it read before it checked every waiting order (an order filed since changed it).
+KEYS[1] meta       hash    (KEYS[1..7] are the run-class inventory, as seat_hold and seat_release)
+KEYS[2] seats      hash
+KEYS[3] bypat      zset
+KEYS[4] pcount     hash
+KEYS[5] gapidx     zset
+KEYS[6] gapn       hash
+KEYS[7] gaps       string
+KEYS[8] cooling    zset    the shard's cooling pieces: piece id -> cooling ends (ms)
+KEYS[9] pieces     hash    piece id -> "seat|<run>|<cls>|<a>|<b>|<person>|<freed ms>|<reason>|<epoch marker when freed>|<tail>"
+KEYS[10] waitlist  hash    the unit's waiting orders (one field each) and generation 'gen'
+KEYS[11] epoch     string  the shard's epoch marker
+ARGV[1] now_ms
+ARGV[2] piece id
+ARGV[3] the unit's generation the caller read before matching, or '' (nobody may wait)
+ARGV[4] the epoch the caller expects in the marker ('' = unguarded)
+Returns: {code}  0 = OK (on sale again), 1 = REPLAY (no such piece: transferred or freed already; or a piece from before a rebuild, dropped: the rebuild freed its seat already), -2 = the piece is not of this unit, -9 = cooling not over, -13 = the seat is not sold as the piece says (nothing written), -14 = sales closed (checked first), -15 = an order waits on the unit (or one was filed since)
+]]
+
+local OK, REPLAY, BAD_REQUEST, NOT_DUE, CORRUPT, SALES_CLOSED, WAITING = 0, 1, -2, -9, -13, -14, -15
+
+if ARGV[4] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[4] then
+  return {SALES_CLOSED}
+end
+local until_ms = redis.call('ZSCORE', KEYS[8], ARGV[2])
+if not until_ms then
+  return {REPLAY}
+end
+local detail = redis.call('HGET', KEYS[9], ARGV[2])
+local run, cls, pa, pb, epoch, tail = string.match(detail or '', '^seat|([^|]*)|([^|]*)|(%d+)|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|(.*)$')
+local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
+if not run or meta[2] ~= run or meta[3] ~= cls then
+  return {BAD_REQUEST}
+end
+if epoch ~= (redis.call('GET', KEYS[11]) or '') then
+  redis.call('ZREM', KEYS[8], ARGV[2])
+  redis.call('HDEL', KEYS[9], ARGV[2])
+  return {REPLAY}
+end
+if tonumber(ARGV[1]) < tonumber(until_ms) then
+  return {NOT_DUE}
+end
+local waiting = redis.call('HLEN', KEYS[10]) - redis.call('HEXISTS', KEYS[10], 'gen')
+if waiting > 0 and (ARGV[3] == '' or redis.call('HGET', KEYS[10], 'gen') ~= ARGV[3]) then
+  return {WAITING}
+end
+local nseg = tonumber(meta[1])
+local a, b = tonumber(pa), tonumber(pb)
+local r = redis.call('HGET', KEYS[2], string.sub(tail, 1, 5))
+if not r or string.sub(r, nseg + 2) ~= tail or string.find(string.sub(r, a + 1, b), '0', 1, true) then
+  return {CORRUPT}
+end
+local p = string.sub(r, 1, nseg)
+
+-- shared:begin (identical in seat_hold.lua and seat_release.lua; a test compares them)
+local W = nseg + 1
+local gaps -- the gap cells, read on first use
+local dirty = {} -- gap cell -> new byte, written once at the end
+
+local function cell(g0, g1) return g0 * W + g1 + 1 end
+local function top(c)
+  if dirty[c] then return dirty[c] end
+  gaps = gaps or redis.call('GET', KEYS[7])
+  return string.byte(gaps, c)
+end
+local function gap_member(g0, g1, pop, p) return string.format('%02d%02d|%02d|', g0, g1, pop) .. p end
+local function gap_range(g0, g1) -- ZRANGE ... BYLEX REV bounds of one gap's patterns
+  local prefix = string.format('%02d%02d', g0, g1)
+  return '(' .. prefix .. '}', '[' .. prefix .. '|'
+end
+local function popcount(p) return select(2, string.gsub(p, '1', '')) end
+
+-- The maximal free runs of a pattern, flat: g0, g1, g0, g1, ...
+local function free_gaps(p)
+  local out, init = {}, 1
+  while true do
+    local s, e = string.find(p, '0+', init)
+    if not s then return out end
+    out[#out + 1] = s - 1
+    out[#out + 1] = e
+    init = e + 1
+  end
+end
+
+-- A pattern got its first seats: index it under each of its gaps.
+local function index_pattern(p)
+  local pop, g, args = popcount(p), free_gaps(p), {}
+  for i = 1, #g, 2 do
+    args[i], args[i + 1] = '0', gap_member(g[i], g[i + 1], pop, p)
+    local c = cell(g[i], g[i + 1])
+    if top(c) < pop + 1 then dirty[c] = pop + 1 end
+  end
+  if #args > 0 then redis.call('ZADD', KEYS[5], unpack(args)) end
+end
+
+-- A pattern lost its last seat: unindex it; where it was the top, the next best takes over.
+local function unindex_pattern(p)
+  local pop, g, args = popcount(p), free_gaps(p), {}
+  for i = 1, #g, 2 do
+    args[#args + 1] = gap_member(g[i], g[i + 1], pop, p)
+  end
+  if #args == 0 then return end
+  redis.call('ZREM', KEYS[5], unpack(args))
+  for i = 1, #g, 2 do
+    local c = cell(g[i], g[i + 1])
+    if top(c) == pop + 1 then
+      local hi, lo = gap_range(g[i], g[i + 1])
+      local best = redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+      dirty[c] = best and tonumber(string.sub(best, 6, 7)) + 1 or 0
+    end
+  end
+end
+
+-- Move seats (by tail) from pattern p to q; `gone` and `born` are the free gaps (flat
+-- g0, g1 pairs) the move takes from and gives to these seats, for the 余票 counts.
+local function shift(p, q, tails, gone, born)
+  local k, old, new, rec = #tails, {}, {}, {}
+  for i, t in ipairs(tails) do
+    local member = q .. '|' .. t
+    old[i] = p .. '|' .. t
+    new[2 * i - 1], new[2 * i] = '0', member
+    rec[2 * i - 1], rec[2 * i] = string.sub(t, 1, 5), member
+  end
+  redis.call('ZREM', KEYS[3], unpack(old))
+  redis.call('ZADD', KEYS[3], unpack(new))
+  redis.call('HSET', KEYS[2], unpack(rec))
+  if redis.call('HINCRBY', KEYS[4], p, -k) == 0 then
+    redis.call('HDEL', KEYS[4], p)
+    unindex_pattern(p)
+  end
+  if redis.call('HINCRBY', KEYS[4], q, k) == k then index_pattern(q) end
+  for i = 1, #gone, 2 do
+    local f = gone[i] .. ':' .. gone[i + 1]
+    if redis.call('HINCRBY', KEYS[6], f, -k) == 0 then redis.call('HDEL', KEYS[6], f) end
+  end
+  for i = 1, #born, 2 do
+    redis.call('HINCRBY', KEYS[6], born[i] .. ':' .. born[i + 1], k)
+  end
+end
+
+local function flush_gaps()
+  for c, v in pairs(dirty) do
+    redis.call('SETRANGE', KEYS[7], c - 1, string.char(v))
+  end
+end
+-- shared:end
+
+-- Freed [a, b) merges with the free runs on either side into one gap (g0, g1), as in
+-- seat_release.
+local q = string.sub(p, 1, a) .. string.rep('0', b - a) .. string.sub(p, b + 1)
+local g0 = string.find(string.sub(p, 1, a), '0*$') - 1
+local _, g1 = string.find(p, '^0*', b + 1)
+local lost = {}
+if g0 < a then lost = {g0, a} end
+if b < g1 then lost[#lost + 1] = b; lost[#lost + 1] = g1 end
+shift(p, q, {tail}, lost, {g0, g1})
+flush_gaps()
+redis.call('ZREM', KEYS[8], ARGV[2])
+redis.call('HDEL', KEYS[9], ARGV[2])
+return {OK}
