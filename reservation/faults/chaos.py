@@ -6,8 +6,10 @@ everysec``, the production setting), then the service as real processes: N HTTP 
 sharing one port (SO_REUSEPORT) and one background process (persister + sweeper), each a
 child it supervises and restarts. A rush thread (its own event loop) registers citizens
 and books through the public API, retrying every 503 and broken connection with the same
-Idempotency-Key, as a well-behaved client does. Meanwhile the main thread injects faults
-on a schedule, cycling through (in a seeded random order):
+Idempotency-Key, as a well-behaved client does: two in three book a hospital slot (hold,
+confirm), one in three orders a train seat on a small railway imported at the start
+(hold a random trip, pay; one in five of those cancels instead). Meanwhile the main
+thread injects faults on a schedule, cycling through (in a seeded random order):
 
 - ``redis_kill``: SIGKILL Valkey, start it again on its AOF;
 - ``redis_amnesia``: SIGKILL Valkey and delete its AOF, start it empty (a lost Redis);
@@ -27,11 +29,14 @@ Whenever the rush hears ``sales_closed`` after the last rebuild, the harness run
 Afterwards: all servers up, sales open, the persister drained (no outbox entry
 undelivered or pending), then the invariants:
 
-- ``lost``: bookings the client was told "confirmed" that are not confirmed in Postgres;
+- ``lost``: bookings and train orders the client was told "confirmed" that are not
+  confirmed in Postgres (a paid order: its ticket, present exactly once);
 - ``oversold``: slots with more live (held + confirmed) bookings than places, counted in
-  Postgres and in Redis, or with more places on sale in Redis than are free;
-- ``duplicates``: accounts with two live bookings (every rush citizen books once), or an
-  (account, Idempotency-Key) with two bookings;
+  Postgres and in Redis, or with more places on sale in Redis than are free; plus pairs
+  of live train tickets (Postgres) or live seat holds (Redis) sharing a seat-segment;
+- ``duplicates``: accounts with two live bookings or train orders (every rush citizen
+  books once), an (account, Idempotency-Key) with two bookings, a person with two live
+  tickets on one run;
 - ``reconcile``: differences ``reconcile_inventory`` finds between Redis and Postgres.
 
 The last line is ``faults=<n> confirmed=<n> lost=<n> oversold=<n> duplicates=<n>``; the
@@ -60,6 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from reservation.domain.clock import CHINA
 from reservation.faults.proxy import FaultProxy
 from reservation.settings import Settings
 
@@ -79,6 +85,47 @@ _BACKGROUND_MAIN = (
 
 PROVIDER = "chaos-hospital"
 
+# The railway of the rush: two trains over four stations, one small second-class coach
+# each (10 seats), so runs sell out within a round and seat-segments are sold again for
+# other trips. A round sells the runs of one service date (13 dates, then again: the
+# runs sold before are mostly sold out and only the trips still free sell).
+CHAOS_STATIONS = ["VNP", "TIP", "NKH", "AOH"]
+CHAOS_TRAINS = ["G9001", "G9003"]
+CHAOS_DATES = 13
+
+
+def chaos_network(today: dt.date) -> dict[str, Any]:
+    stops = [
+        {"station": "VNP", "depart": "22:00", "km": 0},
+        {"station": "TIP", "arrive": "22:30", "depart": "22:32", "km": 131},
+        {"station": "NKH", "arrive": "23:40", "depart": "23:42", "km": 1023},
+        {"station": "AOH", "arrive": "23:58", "km": 1318},
+    ]
+    calendar = {"from": (today - dt.timedelta(days=1)).isoformat(), "to": "2099-12-31"}
+    return {
+        "stations": [
+            {"code": "VNP", "name_zh": "北京南", "name_en": "Beijing South", "city": "Beijing"},
+            {"code": "TIP", "name_zh": "天津南", "name_en": "Tianjin South", "city": "Tianjin"},
+            {"code": "NKH", "name_zh": "南京南", "name_en": "Nanjing South", "city": "Nanjing"},
+            {
+                "code": "AOH",
+                "name_zh": "上海虹桥",
+                "name_en": "Shanghai Hongqiao",
+                "city": "Shanghai",
+            },
+        ],
+        "compositions": [
+            {
+                "id": "chaos-1",
+                "coaches": [{"coach": "01", "class": "second", "layout": "2+3", "rows": 2}],
+            }
+        ],
+        "trains": [
+            {"number": n, "composition": "chaos-1", "calendar": calendar, "stops": stops}
+            for n in CHAOS_TRAINS
+        ],
+    }
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -89,6 +136,9 @@ class Plan:
     citizens_per_round: int
     concurrency: int
     http_workers: int = 2
+    # Every ``train_every``-th citizen orders a train seat (hold -> pay, every fifth of
+    # them cancels instead) on one of CHAOS_TRAINS' runs instead of booking a slot.
+    train_every: int = 3
 
 
 SHORT = Plan(
@@ -121,6 +171,7 @@ class Citizen:
     hold_id: str = ""
     outcome: str = "pending"  # confirmed, sold_out, hold_lost:<code>, gave_up:<step>, …
     told_confirmed: bool = False
+    train: bool = False  # ordered a train seat (hold_id is the order id) instead of a slot
 
 
 @dataclass
@@ -135,6 +186,7 @@ class RushStats:
     replies_dropped: int = 0  # by the fault proxy (--drop-rate)
     citizens: list[Citizen] = field(default_factory=list)
     slots: dict[str, int] = field(default_factory=dict)  # slot id -> capacity
+    runs: set[str] = field(default_factory=set)  # train runs ordered on
     error: str | None = None
 
 
@@ -155,9 +207,13 @@ def _id_number(n: int) -> str:
 
 
 class Rush:
-    def __init__(self, base_url: str, staff_key: str, plan: Plan, seed: int) -> None:
+    def __init__(
+        self, base_url: str, staff_key: str, plan: Plan, seed: int, operator_key: str = ""
+    ) -> None:
         self.base_url = base_url
         self.staff = {"Authorization": f"Bearer {staff_key}"}
+        self.operator = {"Authorization": f"Bearer {operator_key}"}
+        self.train_day = dt.datetime.now(CHINA).date()
         self.plan = plan
         self.rng = random.Random(seed)
         self.stats = RushStats()
@@ -267,6 +323,9 @@ class Rush:
             return
         who.account_id = str(body["account_id"])
         auth = {"Authorization": f"Bearer {body['token']}"}
+        if who.train:
+            await self._train_order(http, who, auth)
+            return
         who.slot_id = slot_ids[who.number % len(slot_ids)]
         status, body = await self.request(
             http,
@@ -293,6 +352,80 @@ class Rush:
             # Allowed only when Redis lost the hold (amnesia): never a phantom ticket.
             who.outcome = f"hold_lost:{body.get('code', status)}"
 
+    async def import_railway(self, http: Any) -> None:
+        """The chaos railway (an idempotent import: a retry after a lost reply is fine)."""
+        status, answer = await self.request(
+            http,
+            "POST",
+            "/v1/timetables",
+            step="timetable",
+            json=chaos_network(self.train_day),
+            headers=self.operator,
+            patience_s=300,
+        )
+        if status not in (200, 201):
+            raise RuntimeError(f"timetable import answered {status}: {answer}")
+
+    def train_run(self, who: Citizen) -> str:
+        rounds = self.stats.rounds + 1
+        day = self.train_day + dt.timedelta(days=1 + rounds % CHAOS_DATES)
+        return f"{CHAOS_TRAINS[who.number % len(CHAOS_TRAINS)]}-{day:%Y%m%d}"
+
+    async def _train_order(self, http: Any, who: Citizen, auth: dict[str, str]) -> None:
+        """Order one seat for the citizen themself on a random trip, then pay (a fifth
+        cancel instead), retrying as a client does with the same Idempotency-Keys."""
+        status, body = await self.request(
+            http, "GET", "/v1/passengers", step="passengers", headers=auth
+        )
+        if status != 200 or not body.get("passengers"):
+            who.outcome = f"passengers:{body.get('code', status)}"
+            return
+        run = self.train_run(who)
+        self.stats.runs.add(run)
+        a = self.rng.randrange(len(CHAOS_STATIONS) - 1)
+        b = self.rng.randrange(a + 1, len(CHAOS_STATIONS))
+        order = {
+            "run_id": run,
+            "from": CHAOS_STATIONS[a],
+            "to": CHAOS_STATIONS[b],
+            "seat_class": "second",
+            "passenger_ids": [body["passengers"][0]["id"]],
+        }
+        status, body = await self.request(
+            http,
+            "POST",
+            "/v1/orders",
+            step="order",
+            json=order,
+            headers={**auth, "Idempotency-Key": f"chaos-train-{who.number}"},
+        )
+        if status == 409 and body.get("code") in ("no_seat_for_segments", "sold_out"):
+            who.outcome = "sold_out"
+            return
+        if status not in (200, 201):
+            who.outcome = f"order:{body.get('code', status)}"
+            return
+        who.hold_id = str(body["id"])
+        if who.number % 5 == 0:
+            status, body = await self.request(
+                http, "POST", f"/v1/orders/{who.hold_id}/cancel", step="cancel", headers=auth
+            )
+            who.outcome = "cancelled" if status == 200 else f"hold_lost:{body.get('code')}"
+            return
+        status, body = await self.request(
+            http,
+            "POST",
+            f"/v1/orders/{who.hold_id}/pay",
+            step="pay",
+            headers={**auth, "Idempotency-Key": f"chaos-pay-{who.number}"},
+        )
+        if status == 200 and body.get("state") == "confirmed":
+            who.told_confirmed = True
+            who.outcome = "confirmed"
+        else:
+            # Allowed only when Redis lost the hold (amnesia): never a phantom ticket.
+            who.outcome = f"hold_lost:{body.get('code', status)}"
+
     async def _gated(
         self, gate: asyncio.Semaphore, http: Any, who: Citizen, slot_ids: list[str]
     ) -> None:
@@ -305,11 +438,14 @@ class Rush:
         timeout = aiohttp.ClientTimeout(total=20)
         connector = aiohttp.TCPConnector(limit=self.plan.concurrency)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+            await self.import_railway(http)
             round_no = 0
             while not self.stop.is_set():
                 round_no += 1
                 slot_ids = await self.publish_round(http, round_no)
                 crowd = [Citizen(next(self._numbers)) for _ in range(self.plan.citizens_per_round)]
+                for c in crowd:
+                    c.train = self.plan.train_every > 0 and c.number % self.plan.train_every == 0
                 self.stats.citizens.extend(crowd)
                 gate = asyncio.Semaphore(self.plan.concurrency)
 
@@ -553,10 +689,12 @@ async def _verify(settings: Settings, stats: RushStats) -> Verdict:
     import redis.asyncio as aioredis
 
     verdict = Verdict()
-    told = [c.hold_id for c in stats.citizens if c.told_confirmed]
-    verdict.confirmed = len(told)
+    told = [c.hold_id for c in stats.citizens if c.told_confirmed and not c.train]
+    told_orders = [c.hold_id for c in stats.citizens if c.told_confirmed and c.train]
+    verdict.confirmed = len(told) + len(told_orders)
     conn = await asyncpg.connect(str(settings.database_url))
     try:
+        seats = await _verify_seats_in_postgres(conn, told_orders)
         found = await conn.fetchval(
             "SELECT count(*) FROM bookings WHERE id = ANY($1::text[]) AND state = 'confirmed'",
             told,
@@ -611,11 +749,22 @@ async def _verify(settings: Settings, stats: RushStats) -> Verdict:
         live = live_per_slot.get(slot_id, 0)
         if live > int(capacity) or int(available) > int(capacity) - live:
             oversold.add(slot_id)
-    verdict.oversold = len(oversold)
+    redis_seats = await _verify_seats_in_redis(settings)
+    verdict.lost += seats.lost
+    verdict.oversold = len(oversold) + seats.sold_twice + redis_seats.sold_twice
     redis_dups = sum(1 for n in live_per_account.values() if n > 1)
-    verdict.duplicates = int(dup_accounts) + int(dup_keys) + redis_dups
+    verdict.duplicates = (
+        int(dup_accounts) + int(dup_keys) + redis_dups + seats.duplicates + redis_seats.duplicates
+    )
     verdict.notes.append(
         f"postgres bookings={pg_rows} redis live holds={sum(live_per_slot.values())}"
+    )
+    verdict.notes.append(
+        f"train orders: told confirmed={len(told_orders)} tickets={seats.tickets}"
+        f" (confirmed={seats.confirmed}) lost={seats.lost}"
+        f" seat-segments sold twice: postgres={seats.sold_twice} redis={redis_seats.sold_twice}"
+        f" duplicates: postgres={seats.duplicates} redis={redis_seats.duplicates}"
+        f" redis live seat holds={redis_seats.live_holds}"
     )
 
     if _rebuild_available():
@@ -637,6 +786,80 @@ async def _verify(settings: Settings, stats: RushStats) -> Verdict:
                 )
             verdict.notes.extend(f"reconcile: {d}" for d in list(differences)[:10])
     return verdict
+
+
+@dataclass
+class SeatVerdict:
+    tickets: int = 0
+    confirmed: int = 0
+    lost: int = 0  # orders told "confirmed" without a confirmed ticket in Postgres
+    sold_twice: int = 0  # pairs of live tickets/holds sharing a seat-segment
+    duplicates: int = 0  # accounts or persons with two live tickets on a run
+    live_holds: int = 0
+
+
+async def _verify_seats_in_postgres(conn: Any, told_orders: list[str]) -> SeatVerdict:
+    """The train invariants in Postgres. Each rush citizen orders once, for themself."""
+    v = SeatVerdict()
+    v.tickets = int(await conn.fetchval("SELECT count(*) FROM tickets"))
+    v.confirmed = int(await conn.fetchval("SELECT count(*) FROM tickets WHERE state = 'confirmed'"))
+    # Present exactly once: one confirmed ticket (passenger 1 of a party of one) per order.
+    found = await conn.fetchval(
+        "SELECT count(*) FROM tickets WHERE hold_id = ANY($1::text[]) AND state = 'confirmed'",
+        told_orders,
+    )
+    v.lost = len(told_orders) - int(found)
+    v.sold_twice = int(
+        await conn.fetchval(
+            """SELECT count(*) FROM tickets x JOIN tickets y
+               ON x.run_id = y.run_id AND x.seat_class = y.seat_class AND x.coach = y.coach
+                  AND x.seat = y.seat AND x.id < y.id
+                  AND x.seg_from < y.seg_to AND y.seg_from < x.seg_to
+               WHERE x.state IN ('held', 'confirmed') AND y.state IN ('held', 'confirmed')"""
+        )
+    )
+    v.duplicates = int(
+        await conn.fetchval(
+            """SELECT count(*) FROM (SELECT account_id FROM tickets
+               WHERE state IN ('held', 'confirmed') GROUP BY account_id
+               HAVING count(DISTINCT hold_id) > 1) d"""
+        )
+    ) + int(
+        await conn.fetchval(
+            """SELECT count(*) FROM (SELECT person_hmac, run_id FROM tickets
+               WHERE state IN ('held', 'confirmed') GROUP BY person_hmac, run_id
+               HAVING count(*) > 1) d"""
+        )
+    )
+    return v
+
+
+async def _verify_seats_in_redis(settings: Settings) -> SeatVerdict:
+    """The live seat holds in Redis: no seat-segment in two of them, one per account."""
+    import redis.asyncio as aioredis
+
+    v = SeatVerdict()
+    taken: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+    per_account: dict[str, int] = {}
+    async with aioredis.Redis.from_url(str(settings.redis_url), decode_responses=True) as r:
+        hold_keys = [k async for k in r.scan_iter(match=f"{settings.key_prefix}:*:hold:*")]
+        async with r.pipeline(transaction=False) as pipe:
+            for key in hold_keys:
+                pipe.hmget(key, ["kind", "run", "cls", "a", "b", "seats", "acct", "state", "gone"])
+            holds = await pipe.execute()
+    for kind, run, cls, a, b, seats, acct, state, gone in holds:
+        if kind != "seat" or state not in ("held", "confirmed"):
+            continue
+        v.live_holds += 1
+        per_account[acct] = per_account.get(acct, 0) + 1
+        for place, tail in enumerate(seats.split(";"), 1):
+            if f",{place}," in (gone or ""):
+                continue
+            trips = taken.setdefault((run, cls, tail.split("|")[0]), [])
+            v.sold_twice += sum(1 for x, y in trips if x < int(b) and int(a) < y)
+            trips.append((int(a), int(b)))
+    v.duplicates = sum(1 for n in per_account.values() if n > 1)
+    return v
 
 
 # ---------------------------------------------------------------------------------------
@@ -752,7 +975,7 @@ def run_chaos(
             f"postgres={pg.port} valkey={redis_server.port} (appendfsync everysec) http={url}"
         )
 
-        rush = Rush(url, staff_key, plan, seed)
+        rush = Rush(url, staff_key, plan, seed, operator_key=str(settings.operator_key))
         thread = threading.Thread(target=rush.thread_main, name="chaos-rush", daemon=True)
         thread.start()
         by_kind: dict[str, int] = {}
