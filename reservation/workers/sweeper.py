@@ -4,6 +4,10 @@ Slot holds and seat holds share each shard's deadline index; the slot engine ski
 holds, and seat holds are expired here one by one through ``SeatEngine.expire`` (which
 also settles a pending 改签 at its old ticket first).
 
+With the service's ``Freeing`` installed on the engines (issue 5), an expired place goes
+to cooling: offered to the waitlist first, back on sale at once if nobody waits
+(docs/waitlist.md).
+
 Idempotent and safe to run in several processes at once (the Lua script ends a hold
 exactly once); like the persisters, sweepers split the shards between them.
 """
