@@ -109,4 +109,12 @@ async def seed_demo(services: Services) -> DemoCredentials | None:
         VACCINE_LINES,
         _week_of_slots([v.code for v in VACCINE_LINES], today, days=7, capacity=20, release_at=now),
     )
+    # --- vaccination (issue 6): ~1,800 Guangdong sites and their sessions
+    from reservation.vaccine_seed import seed_vaccine
+
+    await seed_vaccine(services)
+    # --- hospital (issue 6): Beijing hospitals, departments, doctors, a week of schedules
+    from reservation.hospital_seed import seed_hospitals
+
+    await seed_hospitals(services)
     return creds
