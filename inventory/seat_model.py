@@ -298,6 +298,7 @@ class _Hold:
     state: str = "held"
     changed_to: str = ""
     aborted: set[str] = field(default_factory=set)
+    gone: dict[int, int] = field(default_factory=dict)  # place (from 1) -> released at (ms)
 
 
 class SeatModel:
@@ -425,6 +426,30 @@ class SeatModel:
         self._release(h, "cancelled")
         return Outcome(hold_id, h.state, True)
 
+    def release_one(self, account_id: str, hold_id: str, place: int, *, now_ms: int) -> Outcome:
+        """One passenger's seat of a confirmed party back (a per-ticket refund); never the
+        party's last live seat; again: a replay. No outbox event (the caller records it)."""
+        h = self._owned(hold_id, account_id)
+        if h.state != "confirmed":
+            raise error_for(SeatCode.HOLD_NOT_LIVE, state=h.state)
+        if not 1 <= place <= len(h.passengers):
+            raise error_for(SeatCode.BAD_REQUEST)
+        if place in h.gone:
+            return Outcome(hold_id, "released_one", False)
+        if len(h.passengers) - len(h.gone) <= 1:
+            raise error_for(SeatCode.BAD_REQUEST)
+        unit = self._unit(h.run, h.seat_class)
+        i = h.seats[place - 1]
+        unit.masks[i] = release(unit.masks[i], h.a, h.b)
+        del self.pax[h.run][h.passengers[place - 1]]
+        h.gone[place] = now_ms
+        return Outcome(hold_id, "released_one", True)
+
+    def gone(self, hold_id: str) -> dict[int, int]:
+        """The places of a hold whose seats went back one by one -> when (ms)."""
+        h = self.holds.get(hold_id)
+        return dict(h.gone) if h is not None else {}
+
     def expire_raw(self, hold_id: str, *, now_ms: int, change_aborted: bool = False) -> Outcome:
         """The ``expire`` mode of seat_release as is; :meth:`expire` is what a sweeper calls."""
         h = self.holds.get(hold_id)
@@ -519,13 +544,14 @@ class SeatModel:
             raise error_for(SeatCode.BAD_REQUEST, reason="a change goes to another run")
         if old.state not in ("confirmed", "changed"):
             raise error_for(SeatCode.HOLD_NOT_LIVE, state=old.state)
+        gone = self.holds[old_hold_id].gone  # refunded one by one: they do not move
         new = self.hold(
             account_id,
             new_run_id,
             new_class,
             a,
             b,
-            old.passengers,
+            [p for i, p in enumerate(old.passengers, 1) if i not in gone],
             now_ms=now_ms,
             idempotency_key=idempotency_key,
             wish=wish,
@@ -584,10 +610,12 @@ class SeatModel:
         return h
 
     def _release(self, h: _Hold, state: str) -> None:
+        """Every place not gone already (release_one) goes back."""
         unit = self._unit(h.run, h.seat_class)
-        for i in h.seats:
+        for place, (i, p) in enumerate(zip(h.seats, h.passengers, strict=True), 1):
+            if place in h.gone:
+                continue
             unit.masks[i] = release(unit.masks[i], h.a, h.b)
-        for p in h.passengers:  # a live hold's passengers point to it alone
-            del self.pax[h.run][p]
+            del self.pax[h.run][p]  # a live hold's passengers point to it alone
         h.state = state
         self.events.append(({"changed": "released"}.get(state, state), h.hold_id))

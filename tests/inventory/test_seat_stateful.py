@@ -163,6 +163,16 @@ class SeatMachine(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: self.holds)
+    @rule(data=st.data(), place=st.integers(0, 4))
+    def refund_one_ticket(self, data: st.DataObject, place: int) -> None:
+        """A per-ticket refund: one passenger's seat back, the party keeps the others."""
+        hold_id, account = self.pick(data, "confirmed")
+        self.both(
+            self.engine.release_one(account, hold_id, place, now_ms=self.now),
+            lambda: self.model.release_one(account, hold_id, place, now_ms=self.now),
+        )
+
+    @precondition(lambda self: self.holds)
     @rule(data=st.data())
     def expire(self, data: st.DataObject) -> None:
         hold_id, _ = self.pick(data, "held")
@@ -239,7 +249,10 @@ class SeatMachine(RuleBasedStateMachine):
                 info = self.model.get_hold(hold_id)
                 assert info is not None
                 if info.run_id == run and info.state in ("held", "confirmed"):
-                    for seat in info.seats:
+                    gone = self.model.gone(hold_id)
+                    for place, seat in enumerate(info.seats, 1):
+                        if place in gone:
+                            continue
                         for s in range(*info.segments):
                             sold[(seat.coach, seat.seat)][s] += 1
             for ref, pattern in occupancy.items():
