@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 Row = TypeVar("Row")
 
 WriteBatch = Callable[[Any, Sequence[Row]], Awaitable[None]]
-"""Writes rows on a connection, inside the transaction the writer opened."""
+"""Writes rows on a connection, inside the transaction the group commit opened (or
+atomically by itself, with ``transaction=False``)."""
 
 
 class GroupCommit(Generic[Row]):
@@ -28,6 +29,7 @@ class GroupCommit(Generic[Row]):
         *,
         max_batch: int = 500,
         retry_alone: Callable[[BaseException], bool] = lambda exc: False,
+        transaction: bool = True,
     ) -> None:
         self._pool = pool
         self._write = write
@@ -35,6 +37,10 @@ class GroupCommit(Generic[Row]):
         # For errors about the data (not the database being down): one bad row must not
         # fail the others of its batch, so each is then tried in a transaction of its own.
         self._retry_alone = retry_alone
+        # False: ``write`` is atomic by itself (one statement, or one asyncpg
+        # ``executemany``, which is all-or-nothing since asyncpg 0.22) and runs without
+        # BEGIN/COMMIT: two round trips fewer per batch, the commit is the same.
+        self._transaction = transaction
         self._queue: list[tuple[Row, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -50,28 +56,48 @@ class GroupCommit(Generic[Row]):
         # Yield once so that every request handled in this tick joins the first batch.
         await asyncio.sleep(0)
         while self._queue:
-            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
             try:
-                await self._commit([row for row, _ in batch])
-            except asyncio.CancelledError as exc:
-                _settle(batch, exc)
+                # One connection for back-to-back batches: a pool checkout costs a reset
+                # round trip on release, paid once per run of batches, not per batch.
+                async with self._pool.acquire() as conn:
+                    while self._queue:
+                        if not await self._flush_batch(conn):
+                            break  # the connection may be broken: take a fresh one
+            except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if len(batch) > 1 and self._retry_alone(exc):
-                    for item in batch:
-                        await self._commit_alone(item)
-                else:
-                    _settle(batch, exc)
-                continue
-            _settle(batch, None)
+                # No connection (Postgres down): the next batch hears why, as before.
+                batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                _settle(batch, exc)
 
-    async def _commit(self, rows: list[Row]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+    async def _flush_batch(self, conn: Any) -> bool:
+        """Commit the next batch and settle its submitters; False if it failed."""
+        batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+        try:
+            await self._commit(conn, [row for row, _ in batch])
+        except asyncio.CancelledError as exc:
+            _settle(batch, exc)
+            raise
+        except Exception as exc:
+            if len(batch) > 1 and self._retry_alone(exc):
+                for item in batch:
+                    await self._commit_alone(conn, item)
+                return True
+            _settle(batch, exc)
+            return False
+        _settle(batch, None)
+        return True
+
+    async def _commit(self, conn: Any, rows: list[Row]) -> None:
+        if not self._transaction:
+            await self._write(conn, rows)
+            return
+        async with conn.transaction():
             await self._write(conn, rows)
 
-    async def _commit_alone(self, item: tuple[Row, asyncio.Future[None]]) -> None:
+    async def _commit_alone(self, conn: Any, item: tuple[Row, asyncio.Future[None]]) -> None:
         try:
-            await self._commit([item[0]])
+            await self._commit(conn, [item[0]])
         except Exception as exc:
             _settle([item], exc)
         else:

@@ -8,6 +8,8 @@ call answers it as a replay); the place stays the citizen's and is never sold tw
 
 from __future__ import annotations
 
+import asyncio
+
 from inventory.errors import InventoryError, NotFoundInInventory, NotOwner
 from inventory.slot_engine import ConfirmedHold
 from reservation.domain.bookings import BookingRow
@@ -29,8 +31,6 @@ async def confirm_booking(services: Services, *, account_id: str, hold_id: str) 
     except InventoryError as exc:
         services.metrics.confirms.labels("slot", exc.code).inc()
         raise
-    # A paid hold no longer counts against the account's cap of unpaid holds.
-    await services.gate.release(account_id=account_id, hold_id=hold_id)
     row = BookingRow(
         id=hold_id,
         slot_id=confirmed.slot_id,
@@ -44,13 +44,21 @@ async def confirm_booking(services: Services, *, account_id: str, hold_id: str) 
         ended_at=None,
         end_reason=None,
     )
-    try:
-        # Committed (with concurrent confirms, in one transaction) before we answer.
-        await services.booking_commits.submit(row)
-    except Exception as exc:
-        if is_transient(exc):
+    # Committed (with concurrent confirms, in one transaction) before we answer. A paid
+    # hold no longer counts against the account's cap of unpaid holds: that Redis call
+    # runs while the commit does (one wait instead of two); both must succeed before the
+    # answer, and a retry after either failed redoes both (each is idempotent).
+    released, committed = await asyncio.gather(
+        services.gate.release(account_id=account_id, hold_id=hold_id),
+        services.booking_commits.submit(row),
+        return_exceptions=True,
+    )
+    if isinstance(committed, BaseException):
+        if isinstance(committed, Exception) and is_transient(committed):
             services.metrics.confirms.labels("slot", "store_unavailable").inc()
-            raise StoreUnavailable() from exc
-        raise
+            raise StoreUnavailable() from committed
+        raise committed
+    if isinstance(released, BaseException):
+        raise released
     services.metrics.confirms.labels("slot", "replay" if confirmed.replay else "confirmed").inc()
     return confirmed
