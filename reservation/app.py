@@ -9,6 +9,7 @@ from aiohttp import web
 
 from reservation.api import (
     citizen,
+    notifications,
     openapi,
     operator,
     passengers,
@@ -17,10 +18,17 @@ from reservation.api import (
     tickets,
     trains,
 )
+from reservation.api import hospital as hospital_api  # --- hospital (issue 6)
+from reservation.api import operator_live as live_api  # --- live metrics (issue 7)
+from reservation.api import queue as queue_api  # --- fairness (issue 5)
+from reservation.api import vaccine as vaccine_api  # --- vaccination (issue 6)
+from reservation.api import waitlist as waitlist_api  # --- waitlist (issue 5)
+from reservation.api import web as web_app  # --- web app (issue 8)
 from reservation.api.middleware import (
     concurrency_limit_middleware,
     errors_middleware,
     metrics_middleware,
+    tune_gc,
 )
 from reservation.api.routing import SERVICES, Route, register
 from reservation.domain.clock import Clock, system_clock
@@ -42,6 +50,13 @@ def all_routes() -> list[Route]:
         *tickets.ROUTES,
         *passengers.ROUTES,
         *operator.ROUTES,
+        *notifications.ROUTES,  # --- notifications (issue 6)
+        *web_app.ROUTES,  # --- web app (issue 8)
+        *vaccine_api.ROUTES,  # --- vaccination (issue 6)
+        *hospital_api.ROUTES,  # --- hospital (issue 6)
+        *queue_api.ROUTES,  # --- fairness (issue 5)
+        *waitlist_api.ROUTES,  # --- waitlist (issue 5)
+        *live_api.ROUTES,  # --- live metrics (issue 7)
     ]
 
 
@@ -62,6 +77,8 @@ def create_app(
     register(app, routes)
     app[system.OPENAPI] = openapi.build_openapi(routes, VERSION)
     app[citizen.PEOPLE] = PersonCache()
+    # --- notifications (issue 6): the per-process live hub (LISTEN connection, streams)
+    notifications.install(app, max_streams=settings.sse_max_streams)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock, metrics=metrics) as services:
@@ -72,4 +89,5 @@ def create_app(
             yield
 
     app.cleanup_ctx.append(services_ctx)
+    app.on_startup.append(tune_gc)  # --- speed (issue 7): fewer garbage collections
     return app

@@ -104,6 +104,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "fairness":  # --- fairness (issue 5)
+        from reservation.bench_fairness import run_bench_fairness
+
+        run_bench_fairness(
+            _settings(args),
+            participants=args.participants,
+            stock=args.stock,
+            window_s=args.window,
+            seed=args.seed,
+        )
+        return 0
     if args.what == "http":
         from reservation.bench_http import run_bench_http
 
@@ -127,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run one background worker alone")
-    worker.add_argument("name", choices=["persister", "sweeper"])
+    worker.add_argument(
+        "name",
+        # waitlist (issue 5), sampler: live stock/queue/waitlist gauges (issue 7)
+        choices=["persister", "sweeper", "notifier", "waitlist", "sampler"],
+    )
     worker.add_argument("--index", type=int, default=0, help="this worker's number (0-based)")
     worker.add_argument("--total", type=int, default=1, help="how many such workers run")
     worker.add_argument(
@@ -149,9 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
-    bench.add_argument("what", choices=["slots", "seats", "http"])
+    bench.add_argument("what", choices=["slots", "seats", "http", "fairness"])
     bench.add_argument("--seconds", type=float, default=3.0)
     bench.add_argument("--concurrency", type=int, default=64)
+    # --- fairness (issue 5): `fairseat bench fairness` sizes
+    bench.add_argument("--participants", type=int, default=1000, help="fairness: clients")
+    bench.add_argument("--stock", type=int, default=500, help="fairness: places per sale")
+    bench.add_argument("--window", type=int, default=10, help="fairness: opening window (s)")
+    bench.add_argument("--seed", type=int, help="fairness: seed of the simulation's randomness")
     bench.set_defaults(func=cmd_bench)
 
     for name in COMMAND_MODULES:

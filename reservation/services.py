@@ -15,13 +15,17 @@ import redis.asyncio as redis_asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from inventory.account_gate import AccountGate
+from inventory.fast_connection import HiredisPackConnection
+from inventory.hospital_gate import HospitalInventory  # hospital (issue 6)
 from inventory.keys import Keys
 from inventory.script_client import ScriptClient
 from inventory.seat_engine import SeatEngine
 from inventory.slot_engine import SlotEngine
+from inventory.waitlist_engine import Freeing  # waitlist (issue 5)
 from reservation.auth import Authenticator, TokenSigner
 from reservation.domain.bookings import BookingRow
 from reservation.domain.clock import Clock, system_clock
+from reservation.fairness.waiting_room import WaitingRoom  # fairness (issue 5)
 from reservation.metrics import Metrics
 from reservation.settings import Settings, SettingsError
 from reservation.store.bookings import upsert_bookings
@@ -45,6 +49,10 @@ class Services:
     clock: Clock
     id_hmac_key: bytes
     secret_key: bytes
+    # --- hospital (issue 6): day gate across departments, session close, standby handover
+    hospital: HospitalInventory
+    # --- fairness (issue 5): waiting rooms, queue tokens, rate limits of the hold path
+    waiting_room: WaitingRoom
 
 
 def redis_client(settings: Settings, *, max_connections: int | None = None) -> Any:
@@ -58,7 +66,13 @@ def redis_client(settings: Settings, *, max_connections: int | None = None) -> A
     # A blocking pool queues callers when every connection is busy (then times out into
     # a 503) instead of failing at once with "Too many connections".
     pool = redis_asyncio.BlockingConnectionPool.from_url(
-        settings.redis_url, decode_responses=True, max_connections=size, timeout=5
+        settings.redis_url,
+        decode_responses=True,
+        max_connections=size,
+        timeout=5,
+        # Commands packed in C: our script calls carry many arguments (fast_connection).
+        # (redis-py's cluster client fixes its connection class, so it packs in Python.)
+        connection_class=HiredisPackConnection,
     )
     return redis_asyncio.Redis(connection_pool=pool)
 
@@ -81,9 +95,34 @@ async def open_services(
     # One pipelining script client per process, shared by the engine and the gate.
     calls = ScriptClient(client)
     commits: GroupCommit[BookingRow] = GroupCommit(
-        pool, upsert_bookings, retry_alone=lambda exc: not is_transient(exc)
+        pool,
+        upsert_bookings,
+        retry_alone=lambda exc: not is_transient(exc),
+        # --- speed (issue 7): one executemany is atomic by itself (no BEGIN/COMMIT)
+        transaction=False,
     )
     slots = SlotEngine(client, keys, calls=calls)
+    # --- waitlist (issue 5): freed places cool, go to the waitlist first, then back on sale
+    seats = SeatEngine(client, keys, clock=clock)
+    slots.freeing = seats.freeing = Freeing(
+        client,
+        keys,
+        handoff_ms=(settings.handoff_delay_min_ms, settings.handoff_delay_max_ms),
+    )
+    # --- fairness (issue 5): scripts loaded up front (a cluster fails NOSCRIPT bursts)
+    room = WaitingRoom(
+        client=client,
+        keys=keys,
+        calls=calls,
+        pool=pool,
+        settings=settings,
+        clock=clock,
+        secret=settings.secret_key.encode(),
+        slots=slots,
+    )
+    # Redis not up yet: redis-py then loads each script on its first call instead.
+    with contextlib.suppress(redis_asyncio.RedisError, OSError):
+        await room.load()
     try:
         secret = settings.secret_key.encode()
         yield Services(
@@ -93,7 +132,7 @@ async def open_services(
             keys=keys,
             slots=slots,
             gate=AccountGate(client, keys, calls),
-            seats=SeatEngine(client, keys, clock=clock),
+            seats=seats,
             booking_commits=commits,
             auth=Authenticator(
                 TokenSigner(secret, settings.token_ttl_seconds), pool, settings.operator_key
@@ -102,8 +141,11 @@ async def open_services(
             clock=clock,
             id_hmac_key=settings.id_hmac_key.encode(),
             secret_key=secret,
+            hospital=HospitalInventory(client, keys, calls, slots),  # hospital (issue 6)
+            waiting_room=room,  # fairness (issue 5)
         )
     finally:
+        await room.aclose()  # fairness (issue 5)
         await commits.aclose()
         await calls.aclose()
         if settings.redis_cluster:

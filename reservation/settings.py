@@ -61,6 +61,58 @@ def _str(env: Mapping[str, str], name: str) -> str | None:
     return raw if raw else None
 
 
+# --- notifications (issue 6)
+NOTIFY_SENDERS = ("log", "webhook")
+
+
+def _senders(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma list of known sender names (empty: no sender, the inbox and live page only)."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = [n for n in names if n not in NOTIFY_SENDERS]
+    if unknown or len(set(names)) != len(names):
+        raise SettingsError(f"{name} must be a comma list of {', '.join(NOTIFY_SENDERS)}")
+    if "webhook" in names and not env.get("FAIRSEAT_NOTIFY_WEBHOOK_URL"):
+        raise SettingsError(f"{name} names webhook but FAIRSEAT_NOTIFY_WEBHOOK_URL is not set")
+    return names
+
+
+# --- fairness (issue 5)
+def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma list of IP networks (CIDR or single addresses); "" means none."""
+    import ipaddress
+
+    raw = env.get(name)
+    if raw is None:
+        return default
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {item!r} is not an IP network") from exc
+    return items
+
+
+# --- live metrics (issue 7)
+WATCH_KINDS = ("sale", "slot", "run")
+
+
+def _watch_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma list of watched units: ``sale:<id>``, ``slot:<id>``, ``run:<id>[/<class>]``."""
+    raw = env.get(name, "")
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for item in items:
+        kind, _, ident = item.partition(":")
+        if kind not in WATCH_KINDS or not ident:
+            raise SettingsError(
+                f"{name}: {item!r} is not sale:<id>, slot:<id> or run:<run id>[/<class>]"
+            )
+    return items
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     # Servers. ``None`` means "start an embedded one" (see reservation.runtime).
@@ -122,6 +174,68 @@ class Settings:
     epoch_refresh_ms: int = 1000
     watch_redis_restarts: bool = True
     rebuild_on_start: bool = True
+
+    # --- notifications (issue 6): fields below this line ---
+    # Senders the notifier hands every notification to (comma list: log, webhook); the
+    # webhook's URL, per-attempt timeout and attempts per pass (backoff between them).
+    notify_senders: tuple[str, ...] = ("log",)
+    notify_webhook_url: str | None = None
+    notify_webhook_timeout_ms: int = 5000
+    notify_webhook_attempts: int = 3
+    notify_batch_size: int = 200
+    # How long before an appointment or departure the reminder fires.
+    notify_reminder_lead_s: int = 86_400
+    # Live pages (server-sent events): open streams per process beyond which a new one is
+    # refused with 503, and the heartbeat comment interval.
+    sse_max_streams: int = 1000
+    sse_heartbeat_s: int = 15
+
+    # --- fairness (issue 5): fields below this line ---
+    # Queued sales: the opening window whose joiners are drawn, the pacing factor k
+    # (admitted-but-unused <= k * remaining stock), how long an admission (and its queue
+    # token) lasts, and how long after its release a sale stays queued.
+    queue_window_seconds: int = 10
+    queue_admit_factor: int = 1
+    queue_admission_seconds: int = 120
+    queue_open_minutes: int = 60
+    # GCRA limits on the hold routes: calls per minute (0 = off) and burst, per account,
+    # per passenger ID and per client address.
+    hold_rate_per_account: int = 30
+    hold_burst_per_account: int = 60
+    hold_rate_per_person: int = 30
+    hold_burst_per_person: int = 60
+    hold_rate_per_address: int = 600
+    hold_burst_per_address: int = 600
+    # Peers whose X-Forwarded-For is believed (CIDR list), and addresses never limited
+    # per address (many people behind one: by default loopback, i.e. an undeclared proxy).
+    trusted_proxies: tuple[str, ...] = ()
+    rate_limit_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+    # --- waitlist (issue 5, items 3-4): fields below this line ---
+    # A place given up by its holder (cancel, refund, 改签) cools for a random delay in this
+    # range before it can go back on open sale (the waitlist may take it at once); a place
+    # whose hold expired cools for 0 ms (the waitlist's turn only). Cancel -> rebook pairs
+    # of different people within the window are flagged for operators.
+    handoff_delay_min_ms: int = 30_000
+    handoff_delay_max_ms: int = 120_000
+    handoff_flag_window_ms: int = 600_000
+    waitlist_filler_interval_ms: int = 500
+    waitlist_max_days: int = 31  # longest day range / deadline horizon of an order
+
+    # --- live metrics (issue 7): what the stock sampler watches, and how often
+    # Explicit units (FAIRSEAT_WATCH, comma list of sale:<id>, slot:<id>, run:<run id>
+    # or run:<run id>/<class>) come first, then every open queued sale's inventory,
+    # capped at stock_watch_max units so the gauges' label sets stay bounded.
+    stock_watch: tuple[str, ...] = ()
+    stock_watch_max: int = 50
+    stock_sample_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        # --- waitlist (issue 5): a reversed range is a typo, refused at start-up.
+        if self.handoff_delay_min_ms > self.handoff_delay_max_ms:
+            raise SettingsError(
+                "FAIRSEAT_HANDOFF_DELAY_MIN_MS must not exceed FAIRSEAT_HANDOFF_DELAY_MAX_MS"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +302,90 @@ class Settings:
                 env, "FAIRSEAT_WATCH_REDIS_RESTARTS", defaults.watch_redis_restarts
             ),
             rebuild_on_start=_bool(env, "FAIRSEAT_REBUILD_ON_START", defaults.rebuild_on_start),
+            # --- notifications (issue 6): fields below this line ---
+            notify_senders=_senders(env, "FAIRSEAT_NOTIFY_SENDERS", defaults.notify_senders),
+            notify_webhook_url=_str(env, "FAIRSEAT_NOTIFY_WEBHOOK_URL"),
+            notify_webhook_timeout_ms=_int(
+                env,
+                "FAIRSEAT_NOTIFY_WEBHOOK_TIMEOUT_MS",
+                defaults.notify_webhook_timeout_ms,
+                minimum=10,
+            ),
+            notify_webhook_attempts=_int(
+                env, "FAIRSEAT_NOTIFY_WEBHOOK_ATTEMPTS", defaults.notify_webhook_attempts, minimum=1
+            ),
+            notify_batch_size=_int(
+                env, "FAIRSEAT_NOTIFY_BATCH", defaults.notify_batch_size, minimum=1
+            ),
+            notify_reminder_lead_s=_int(
+                env, "FAIRSEAT_NOTIFY_REMINDER_LEAD_S", defaults.notify_reminder_lead_s
+            ),
+            sse_max_streams=_int(
+                env, "FAIRSEAT_SSE_MAX_STREAMS", defaults.sse_max_streams, minimum=1
+            ),
+            sse_heartbeat_s=_int(
+                env, "FAIRSEAT_SSE_HEARTBEAT_S", defaults.sse_heartbeat_s, minimum=1
+            ),
+            # --- fairness (issue 5): fields below this line ---
+            queue_window_seconds=_int(
+                env, "FAIRSEAT_QUEUE_WINDOW_SECONDS", defaults.queue_window_seconds
+            ),
+            queue_admit_factor=_int(
+                env, "FAIRSEAT_QUEUE_ADMIT_FACTOR", defaults.queue_admit_factor, minimum=1
+            ),
+            queue_admission_seconds=_int(
+                env, "FAIRSEAT_QUEUE_ADMISSION_SECONDS", defaults.queue_admission_seconds, minimum=5
+            ),
+            queue_open_minutes=_int(
+                env, "FAIRSEAT_QUEUE_OPEN_MINUTES", defaults.queue_open_minutes, minimum=1
+            ),
+            hold_rate_per_account=_int(
+                env, "FAIRSEAT_HOLD_RATE_PER_ACCOUNT", defaults.hold_rate_per_account
+            ),
+            hold_burst_per_account=_int(
+                env, "FAIRSEAT_HOLD_BURST_PER_ACCOUNT", defaults.hold_burst_per_account, minimum=1
+            ),
+            hold_rate_per_person=_int(
+                env, "FAIRSEAT_HOLD_RATE_PER_PERSON", defaults.hold_rate_per_person
+            ),
+            hold_burst_per_person=_int(
+                env, "FAIRSEAT_HOLD_BURST_PER_PERSON", defaults.hold_burst_per_person, minimum=1
+            ),
+            hold_rate_per_address=_int(
+                env, "FAIRSEAT_HOLD_RATE_PER_ADDRESS", defaults.hold_rate_per_address
+            ),
+            hold_burst_per_address=_int(
+                env, "FAIRSEAT_HOLD_BURST_PER_ADDRESS", defaults.hold_burst_per_address, minimum=1
+            ),
+            trusted_proxies=_networks(env, "FAIRSEAT_TRUSTED_PROXIES", defaults.trusted_proxies),
+            rate_limit_exempt=_networks(
+                env, "FAIRSEAT_RATE_LIMIT_EXEMPT", defaults.rate_limit_exempt
+            ),
+            # --- waitlist (issue 5, items 3-4): fields below this line ---
+            handoff_delay_min_ms=_int(
+                env, "FAIRSEAT_HANDOFF_DELAY_MIN_MS", defaults.handoff_delay_min_ms
+            ),
+            handoff_delay_max_ms=_int(
+                env, "FAIRSEAT_HANDOFF_DELAY_MAX_MS", defaults.handoff_delay_max_ms
+            ),
+            handoff_flag_window_ms=_int(
+                env, "FAIRSEAT_HANDOFF_FLAG_WINDOW_MS", defaults.handoff_flag_window_ms, minimum=1
+            ),
+            waitlist_filler_interval_ms=_int(
+                env,
+                "FAIRSEAT_WAITLIST_FILLER_INTERVAL_MS",
+                defaults.waitlist_filler_interval_ms,
+                minimum=10,
+            ),
+            waitlist_max_days=_int(
+                env, "FAIRSEAT_WAITLIST_MAX_DAYS", defaults.waitlist_max_days, minimum=1
+            ),
+            # --- live metrics (issue 7)
+            stock_watch=_watch_list(env, "FAIRSEAT_WATCH"),
+            stock_watch_max=_int(env, "FAIRSEAT_WATCH_MAX", defaults.stock_watch_max, minimum=1),
+            stock_sample_ms=_int(
+                env, "FAIRSEAT_STOCK_SAMPLE_MS", defaults.stock_sample_ms, minimum=100
+            ),
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
             if env.get("PROMETHEUS_MULTIPROC_DIR")
             else None,

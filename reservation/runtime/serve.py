@@ -2,9 +2,9 @@
 
 The parent (no event loop of its own while children run) starts the embedded servers when
 no URLs are configured, prepares the database, then forks N HTTP workers that share one
-port through SO_REUSEPORT and one background process (persister + expiry sweeper). It
-stops everything it started on Ctrl-C or SIGTERM; children and servers also die with it
-if it is killed (PR_SET_PDEATHSIG).
+port through SO_REUSEPORT and one background process (persister, expiry sweeper, notifier,
+waitlist filler). It stops everything it started on Ctrl-C or SIGTERM; children and servers
+also die with it if it is killed (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -189,10 +189,11 @@ async def run_background(
     index: int = 0,
     total: int = 1,
     stop: asyncio.Event | None = None,
-    which: tuple[str, ...] = ("persister", "sweeper"),
+    which: tuple[str, ...] = ("persister", "sweeper", "notifier", "waitlist", "sampler"),
     metrics_port: int | None = None,
 ) -> None:
-    """Persister and sweeper for the shards ``shard % total == index``.
+    """Persister and sweeper for the shards ``shard % total == index``, and the notifier
+    (not sharded: notifiers share its queue through leases, so any number may run).
 
     ``metrics_port``: serve this process's metrics on ``/metrics`` of that port (for a
     worker run alone; inside ``fairseat serve`` the HTTP workers report them instead).
@@ -236,6 +237,34 @@ async def run_background(
             tasks.append(
                 asyncio.create_task(sweeper.run(stop, settings.sweeper_interval_ms / 1000))
             )
+        # --- notifications (issue 6): senders, reminders, delivery once per channel
+        if "notifier" in which:
+            from reservation.workers.notifier import Notifier, senders_from_settings
+
+            notifier = Notifier(
+                services,
+                senders_from_settings(settings),
+                batch_size=settings.notify_batch_size,
+            )
+            tasks.append(asyncio.create_task(notifier.run(stop)))
+        # --- waitlist (issue 5): freed places to waiting orders, then back on sale. The
+        # line is global: every filler covers every shard, one pass at a time (a Postgres
+        # advisory lock), so several background processes are harmless.
+        if "waitlist" in which:
+            from reservation.workers.waitlist_filler import WaitlistFiller
+
+            filler = WaitlistFiller(services, list(range(settings.shard_count)))
+            tasks.append(
+                asyncio.create_task(filler.run(stop, settings.waitlist_filler_interval_ms / 1000))
+            )
+        # --- live metrics (issue 7): queue, waitlist and watched-stock gauges, read from
+        # Redis/Postgres by one process only (the gauges' multiprocess mode assumes one
+        # writer); the first of several background processes runs it.
+        if "sampler" in which and index == 0:
+            from reservation.workers.stock_sampler import StockSampler
+
+            sampler = StockSampler(services)
+            tasks.append(asyncio.create_task(sampler.run(stop, settings.stock_sample_ms / 1000)))
         await asyncio.gather(*tasks)
 
 
