@@ -27,6 +27,7 @@ from reservation.errors import NotFound
 from reservation.services import Services
 from reservation.store import accounts as account_store
 from reservation.workflows.fairness_gate import fairness_gate
+from reservation.workflows.slot_domains import ResourceDomains, refuse_domain_slot
 
 
 def derive_hold_id(services: Services, slot_id: str, account_id: str, idempotency_key: str) -> str:
@@ -41,6 +42,8 @@ class PersonCache:
 
     def __init__(self) -> None:
         self._people: dict[str, str] = {}
+        # --- domain guard (issues 5/6): resource id -> owning workflow, for old ids
+        self.domains = ResourceDomains()
 
     async def person_of(self, services: Services, account_id: str) -> str:
         person = self._people.get(account_id)
@@ -138,6 +141,8 @@ async def hold_slot(
         existing = await services.slots.read_hold(hold_id)
         return existing is not None and existing.account_id == account_id
 
+    # --- domain guard (issues 5/6): hospital and vaccine slots only via their own routes
+    await refuse_domain_slot(services, people.domains, slot_id)
     # --- fairness (issue 5): rate limits and queue tokens, before any stock is touched
     gate = await fairness_gate(
         services,

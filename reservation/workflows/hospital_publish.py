@@ -30,6 +30,7 @@ from reservation.domain.hospital import (
     check_schedules,
     session_release_at,
 )
+from reservation.domain.slot_domains import HOSPITAL_RESOURCE_PREFIX
 from reservation.errors import NotFound, ValidationFailed
 from reservation.fairness import audit
 from reservation.services import Services
@@ -39,7 +40,6 @@ from reservation.workflows.hospital_common import now_of
 from reservation.workflows.publish_slots import RETAIN_AFTER_END
 
 MAX_ROWS = 2000
-HOSPITAL_RESOURCE_PREFIX = "rh"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,9 @@ class ResourceInput:
     name: str
     kind: str
     details: dict[str, Any]
+    # A new resource's id is this + 16 hex digits; a domain prefix (vaccine "rv") lets the
+    # generic routes recognise the domain's slots without a lookup (domain/slot_domains).
+    id_prefix: str = "r"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,13 @@ async def publish(
             conn,
             provider_id,
             [
-                (known.get(r.code) or "r" + secrets.token_hex(8), r.code, r.name, r.kind, r.details)
+                (
+                    known.get(r.code) or r.id_prefix + secrets.token_hex(8),
+                    r.code,
+                    r.name,
+                    r.kind,
+                    r.details,
+                )
                 for r in resources
             ],
         )

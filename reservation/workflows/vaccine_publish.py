@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reservation.domain.clock import from_ms
+from reservation.domain.slot_domains import VACCINE_RESOURCE_PREFIX
 from reservation.domain.slots import SlotDraft, check_publication
 from reservation.errors import NotFound, ValidationFailed
 from reservation.fairness import audit
@@ -77,7 +78,10 @@ async def publish_sessions(
         raise ValidationFailed("Nothing was published: fix the listed rows.", errors=errors)
     used = sorted({d.product for d in drafts})
     resources = [
-        ResourceInput(code, products[code].name, "vaccination", {"product": code}) for code in used
+        ResourceInput(
+            code, products[code].name, "vaccination", {"product": code}, VACCINE_RESOURCE_PREFIX
+        )
+        for code in used
     ]
     published = await publish(services, provider_id, resources, slot_drafts)
     async with services.pool.acquire() as conn, conn.transaction():

@@ -26,6 +26,7 @@ from typing import Any
 
 from inventory.waitlist_keys import seat_unit, slot_unit
 from reservation.domain.clock import from_ms, local_day
+from reservation.domain.slot_domains import domain_from_id
 from reservation.domain.ticket_rules import (
     TicketRuleError,
     check_cancellation_limit,
@@ -41,6 +42,7 @@ from reservation.store import bookings as booking_store
 from reservation.store import passengers as passenger_store
 from reservation.store import waitlist as store
 from reservation.workflows.hold_tickets import check_class, check_overlaps, trip, trip_of
+from reservation.workflows.slot_domains import LEGACY_VACCINE_EXPR, refusal_for
 from reservation.workflows.train_inventory import remaining, require_on_sale
 from reservation.workflows.train_orders import UnknownPassenger, config
 from reservation.workflows.train_orders import rule_refusal as ticket_refusal
@@ -201,8 +203,9 @@ async def file_slot_order(
     idempotency_key: str | None,
     person: str | None = None,
 ) -> dict[str, Any]:
-    """Hospital and vaccine workflows call this with a department's doctors' or a
-    district's sites' resources (their own eligibility rules checked before)."""
+    """Generic slot resources only: hospital and vaccination resources are refused (409
+    ``use_hospital_route`` / ``use_vaccine_route``), their waitlists apply their own rules
+    (``hospital_standby``, ``vaccine_waitlist``)."""
     now_ms = services.clock()
     now = from_ms(now_ms)
     try:
@@ -229,7 +232,10 @@ async def file_slot_order(
                 raise NotFound("No such account.")
             person = str(account["id_hmac"])
         known = await conn.fetch(
-            "SELECT id FROM resources WHERE id = ANY($1::text[])", list(resource_ids)
+            "SELECT r.id, (" + LEGACY_VACCINE_EXPR + ") AS legacy_vaccine"
+            " FROM resources r JOIN providers p ON p.id = r.provider_id"
+            " WHERE r.id = ANY($1::text[])",
+            list(resource_ids),
         )
         slots = await conn.fetch(
             "SELECT id, resource_id, day, release_at, ends_at, status FROM slots"
@@ -238,10 +244,16 @@ async def file_slot_order(
             first_day,
             last_day,
         )
-    await check_account_cap(services, account_id)
     unknown = sorted(set(resource_ids) - {r["id"] for r in known})
     if unknown:
         raise NotFound("No such resource.", resource_ids=unknown)
+    # --- domain guard (issues 5/6): a plain hold here would skip the domain's own rules
+    for r in known:
+        domain = domain_from_id(r["id"]) or ("vaccine" if r["legacy_vaccine"] else "generic")
+        refusal = refusal_for(domain, resource_id=r["id"])
+        if refusal is not None:
+            raise refusal
+    await check_account_cap(services, account_id)
     live = [s for s in slots if s["status"] == "open" and s["ends_at"] > now]
     if not live:
         raise NothingToWaitFor()
