@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from reservation.api.schemas import IdNumber, ObjectId, Phone, Strict
 
@@ -62,7 +62,12 @@ class CancelSessionIn(Strict):
 
 class StandbyIn(Strict):
     department_id: ObjectId
-    day: dt.date
+    day: dt.date = Field(description="The first day (the only one without last_day)")
+    last_day: dt.date | None = Field(None, description="The last day, at most 7 days in all")
+    doctor_id: ObjectId | None = Field(None, description="Only this doctor of the department")
+    deadline: AwareDatetime | None = Field(
+        None, description="Stop waiting at this time (default: the end of the last day)"
+    )
 
 
 class AppealIn(Strict):

@@ -479,13 +479,18 @@ async def join_standby(
     department_id: str,
     day: dt.date,
     at: dt.datetime,
+    last_day: dt.date | None = None,
+    doctor_id: str | None = None,
+    deadline: dt.datetime | None = None,
 ) -> tuple[int, bool]:
-    """(standby id, created); joining twice returns the waiting entry."""
+    """(standby id, created); joining twice with the same request returns the entry."""
+    last = last_day or day
     row = await conn.fetchrow(
         """INSERT INTO hospital_standby (account_id, person_hmac, provider_id, department_id,
-               day, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (person_hmac, department_id, day) WHERE status = 'waiting' DO NOTHING
+               day, created_at, last_day, doctor_id, deadline)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (person_hmac, department_id, day, last_day, (COALESCE(doctor_id, '')))
+           WHERE status = 'waiting' DO NOTHING
            RETURNING id""",
         account_id,
         person,
@@ -493,29 +498,42 @@ async def join_standby(
         department_id,
         day,
         at,
+        last,
+        doctor_id,
+        deadline,
     )
     if row is not None:
         return int(row["id"]), True
     existing = await conn.fetchval(
         "SELECT id FROM hospital_standby WHERE person_hmac = $1 AND department_id = $2"
-        " AND day = $3 AND status = 'waiting'",
+        " AND day = $3 AND last_day = $4 AND COALESCE(doctor_id, '') = COALESCE($5, '')"
+        " AND status = 'waiting'",
         person,
         department_id,
         day,
+        last,
+        doctor_id,
     )
     return int(existing), False
+
+
+# The place in line: waiting entries of the department, joined earlier, whose days overlap
+# this one's (the first of them is served first when a place of a shared day frees up).
+_POSITION = """CASE WHEN sb.status = 'waiting' THEN (
+                   SELECT count(*) FROM hospital_standby o
+                   WHERE o.department_id = sb.department_id AND o.status = 'waiting'
+                     AND o.day <= sb.last_day AND o.last_day >= sb.day AND o.id <= sb.id)
+               END AS position"""
 
 
 async def standby_of_account(conn: Any, account_id: str) -> list[dict[str, Any]]:
     """Every standby entry of the account, with its position among those still waiting."""
     rows = await conn.fetch(
-        """SELECT sb.*, d.name AS department_name, p.name AS hospital_name,
-                  CASE WHEN sb.status = 'waiting' THEN (
-                      SELECT count(*) FROM hospital_standby o
-                      WHERE o.department_id = sb.department_id AND o.day = sb.day
-                        AND o.status = 'waiting' AND o.id <= sb.id) END AS position
+        f"""SELECT sb.*, d.name AS department_name, p.name AS hospital_name,
+                  doc.name AS doctor_name, {_POSITION}
            FROM hospital_standby sb JOIN hospital_departments d ON d.id = sb.department_id
            JOIN providers p ON p.id = sb.provider_id
+           LEFT JOIN hospital_doctors doc ON doc.id = sb.doctor_id
            WHERE sb.account_id = $1 ORDER BY sb.id DESC LIMIT 100""",
         account_id,
     )
@@ -541,15 +559,57 @@ async def get_standby(conn: Any, standby_id: int) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-async def next_standby(conn: Any, department_id: str, day: dt.date) -> list[dict[str, Any]]:
-    """The waiting entries in order, locked: two freed places never go to one patient."""
+async def next_standby(
+    conn: Any,
+    department_id: str,
+    day: dt.date,
+    doctor_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The waiting entries that want a place of this doctor and day, in order, locked:
+    two freed places never go to one patient."""
     rows = await conn.fetch(
-        """SELECT * FROM hospital_standby WHERE department_id = $1 AND day = $2
-             AND status = 'waiting' ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED""",
+        """SELECT * FROM hospital_standby WHERE department_id = $1
+             AND day <= $2 AND last_day >= $2 AND status = 'waiting'
+             AND ($3::text IS NULL OR doctor_id IS NULL OR doctor_id = $3)
+             AND ($4::timestamptz IS NULL OR deadline IS NULL OR deadline > $4)
+           ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED""",
         department_id,
         day,
+        doctor_id,
+        now,
     )
     return [dict(r) for r in rows]
+
+
+async def due_standby(conn: Any, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
+    """Waiting entries past their deadline (or, without one, past their last day)."""
+    rows = await conn.fetch(
+        """SELECT * FROM hospital_standby WHERE status = 'waiting'
+             AND (deadline <= $1 OR (deadline IS NULL AND last_day < ($1 AT TIME ZONE
+                  'Asia/Shanghai')::date))
+           ORDER BY id LIMIT $2""",
+        now,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def standby_units(conn: Any, standby_ids: Sequence[int] | None = None) -> list[Any]:
+    """(standby id, online resource, day) for every day and doctor an entry waits on:
+    waiting entries, or the given ones whatever their state (to leave their units)."""
+    return list(
+        await conn.fetch(
+            """SELECT sb.id, doc.online_resource_id AS resource_id, d::date AS day
+               FROM hospital_standby sb
+               JOIN hospital_doctors doc ON doc.department_id = sb.department_id
+                    AND (sb.doctor_id IS NULL OR doc.id = sb.doctor_id)
+               CROSS JOIN generate_series(sb.day, sb.last_day, interval '1 day') AS d
+               WHERE CASE WHEN $1::bigint[] IS NULL THEN sb.status = 'waiting'
+                          ELSE sb.id = ANY($1::bigint[]) END""",
+            None if standby_ids is None else list(standby_ids),
+        )
+    )
 
 
 async def account_by_person(conn: Any, person: str) -> dict[str, Any] | None:

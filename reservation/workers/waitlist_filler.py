@@ -8,6 +8,9 @@ One pass (batch -> idempotent writes -> acknowledge; safe to replay, safe to cra
    (``*_transfer``); put the pieces whose cooling ended and that nobody took back on sale
    with that generation (``*_uncool``: refused if an order was enrolled since, so it is
    seen next pass);
+   hospital and vaccination pieces go to their domain's line first
+   (``hospital_standby.offer_piece``, ``vaccine_waitlist.offer_piece``: their own rules,
+   a hospital registration or a held vaccine series), then to generic orders;
 4. for units with waiting orders, stock on open sale (newly released, or returned while
    nobody waited) is held for the first order it serves;
 5. flag cancel -> rebook pairs of different people (``handoff_flags``, audited).
@@ -35,6 +38,8 @@ from reservation.fairness.waitlist import SeatPiece, choose_pieces
 from reservation.notifications.record import NotificationKind, record_notification
 from reservation.services import Services
 from reservation.store import waitlist as store
+from reservation.workflows import hospital_standby, vaccine_waitlist
+from reservation.workflows.slot_domains import ResourceDomains
 from reservation.workflows.train_inventory import get_run, remaining
 from reservation.workflows.waitlist_common import freeing, leave_units
 from reservation.workflows.waitlist_fulfil import fulfil_slot, fulfil_train, settle_offer
@@ -62,6 +67,7 @@ class WaitlistFiller:
     # Every this many passes (and on the first), every waiting order is enrolled again on
     # its units: after a Redis loss, or a crash between an order's commit and its enrolment.
     reenroll_every: int = 120
+    domains: ResourceDomains = field(default_factory=ResourceDomains)
     slow_every: int = 4
     passes: int = 0
 
@@ -82,9 +88,13 @@ class WaitlistFiller:
         for order in offers:
             report.fulfilled += int(await settle_offer(self.services, order))
         report.ended += await self._end_due()
+        report.ended += await hospital_standby.end_due(self.services, self.batch)
+        report.ended += await vaccine_waitlist.end_due(self.services, self.batch)
         self.passes += 1
         if self.passes % self.reenroll_every == 1 or self.reenroll_every == 1:
             await self._reenroll()
+            await hospital_standby.reenroll_all(self.services)
+            await vaccine_waitlist.reenroll_all(self.services)
         wl = freeing(self.services)
         for shard in await wl.busy_shards(self.shards):
             await self._match_shard(shard, report)
@@ -158,6 +168,12 @@ class WaitlistFiller:
         # the generation, so the uncool below is refused and the order is seen next pass.
         gen = await wl.generation(unit)
         left = pieces
+        if unit.startswith("res:"):
+            # Hospital and vaccination places: the domain's own line first, through its
+            # own rules (a generic order can never be for them: the routes refuse it).
+            domain = await self.domains.domain_of(self.services, unit.split(":")[1])
+            if domain != "generic":
+                left = await self._offer_domain(domain, left, report)
         for _ in range(5):
             async with self.services.pool.acquire() as conn:
                 line = await store.waiting_on_unit(conn, unit, self.batch)
@@ -188,6 +204,20 @@ class WaitlistFiller:
                     gen=gen,
                 )
             report.released += int(code == 0)
+
+    async def _offer_domain(
+        self, domain: str, pieces: list[Piece], report: PassReport
+    ) -> list[Piece]:
+        offer = (
+            hospital_standby.offer_piece if domain == "hospital" else vaccine_waitlist.offer_piece
+        )
+        left = []
+        for piece in pieces:
+            if await offer(self.services, slot_id=piece.slot_id, piece_id=piece.piece_id):
+                report.fulfilled += 1
+            else:
+                left.append(piece)
+        return left
 
     async def _offer(
         self, line: list[dict[str, Any]], pieces: list[Piece]
