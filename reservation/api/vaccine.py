@@ -28,7 +28,12 @@ from reservation.errors import (
 )
 from reservation.store import catalog
 from reservation.store import vaccine as store
-from reservation.workflows import vaccine_booking, vaccine_people, vaccine_record
+from reservation.workflows import (
+    vaccine_booking,
+    vaccine_people,
+    vaccine_record,
+    vaccine_waitlist,
+)
 from reservation.workflows.vaccine_publish import SessionDraft, publish_sessions
 
 CITIZEN = (Role.CITIZEN,)
@@ -455,6 +460,88 @@ async def grant_groups(call: Call) -> web.Response:
     return json_response({"id_masked": rid.masked, "groups": sorted(groups)})
 
 
+# --- vaccine waitlist (issue 5) ------------------------------------------------------------
+async def waitlist_file(call: Call) -> web.Response:
+    body: vs.VaccineWaitlistIn = call.body
+    view = await vaccine_waitlist.file_order(
+        call.services,
+        account_id=call.citizen_id,
+        campaign_id=body.campaign_id,
+        passenger_id=body.passenger_id,
+        site_id=body.site_id,
+        city_code=body.city_code,
+        district=body.district,
+        first_day=body.first_day,
+        last_day=body.last_day,
+        deadline=body.deadline,
+        idempotency_key=_idempotency_key(call),
+    )
+    return json_response(view, status=201)
+
+
+async def waitlist_mine(call: Call) -> web.Response:
+    return json_response(
+        {"orders": await vaccine_waitlist.my_orders(call.services, call.citizen_id)}
+    )
+
+
+async def waitlist_one(call: Call) -> web.Response:
+    return json_response(
+        await vaccine_waitlist.my_order(call.services, call.citizen_id, call.path("order_id"))
+    )
+
+
+async def waitlist_cancel(call: Call) -> web.Response:
+    return json_response(
+        await vaccine_waitlist.cancel_order(call.services, call.citizen_id, call.path("order_id"))
+    )
+
+
+WAITLIST_ROUTES: list[Route] = [
+    Route(
+        "POST",
+        "/v1/vaccine/waitlist",
+        waitlist_file,
+        "Wait for a product at a site or any site of a district over days, until a deadline",
+        "vaccine",
+        roles=CITIZEN,
+        body=vs.VaccineWaitlistIn,
+        responses={
+            201: "Waiting, with the position",
+            403: "The listed person has not consented",
+            409: "not_eligible, not_sold_out (book it), nothing_to_wait_for, waitlist_cap",
+            422: "bad_waitlist_order",
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/vaccine/waitlist",
+        waitlist_mine,
+        "My vaccine waitlist orders with their positions",
+        "vaccine",
+        roles=CITIZEN,
+    ),
+    Route(
+        "GET",
+        "/v1/vaccine/waitlist/{order_id}",
+        waitlist_one,
+        "One vaccine waitlist order: state, position, the series it got",
+        "vaccine",
+        roles=CITIZEN,
+        responses={404: "No such order (or not yours)"},
+    ),
+    Route(
+        "POST",
+        "/v1/vaccine/waitlist/{order_id}/cancel",
+        waitlist_cancel,
+        "Stop waiting",
+        "vaccine",
+        roles=CITIZEN,
+        responses={404: "No such order (or not yours)", 409: "not_waiting"},
+    ),
+]
+
+
 ROUTES: list[Route] = [
     Route(
         "GET",
@@ -654,4 +741,7 @@ ROUTES: list[Route] = [
     ),
 ]
 # Route names must be unique in the app: handler names like ``book`` are not.
-ROUTES = [dataclasses.replace(r, operation_id=f"vaccine_{r.handler.__name__}") for r in ROUTES]
+ROUTES = [
+    dataclasses.replace(r, operation_id=f"vaccine_{r.handler.__name__}")
+    for r in [*ROUTES, *WAITLIST_ROUTES]
+]

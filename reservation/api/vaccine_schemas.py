@@ -102,3 +102,21 @@ class EligibilityQuery(Strict):
 
 class DayQuery(Strict):
     day: dt.date
+
+
+# --- vaccine waitlist (issue 5)
+class VaccineWaitlistIn(Strict):
+    campaign_id: ObjectId
+    passenger_id: ObjectId | None = Field(
+        default=None, description="A consenting person on the account's list (default: self)"
+    )
+    site_id: ObjectId | None = Field(default=None, description="One site, or:")
+    city_code: Annotated[str, StringConstraints(min_length=2, max_length=12)] | None = Field(
+        default=None, description="With district: every site of the district (e.g. 4401)"
+    )
+    district: Annotated[str, StringConstraints(min_length=1, max_length=60)] | None = None
+    first_day: dt.date
+    last_day: dt.date = Field(description="At most 14 days after first_day (inclusive)")
+    deadline: AwareDatetime | None = Field(
+        default=None, description="Stop waiting at this time (default: the end of last_day)"
+    )
