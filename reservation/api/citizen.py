@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from reservation.api import schemas
+from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address  # fairness (issue 5)
 from reservation.api.routing import Call, Route, json_response
 from reservation.api.serialize import booking_from_row, iso, slot_from_row
 from reservation.auth import Role
 from reservation.domain.clock import from_ms
 from reservation.domain.identity import mask_phone
-from reservation.errors import NotFound, NotFoundInInventory, ValidationFailed
+from reservation.errors import NotFound, NotFoundInInventory
 from reservation.store import accounts as account_store
 from reservation.store import bookings as booking_store
 from reservation.store import catalog
@@ -23,7 +22,6 @@ from reservation.workflows.confirm_booking import confirm_booking
 from reservation.workflows.hold_slot import PersonCache, hold_slot
 
 CITIZEN = (Role.CITIZEN,)
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PEOPLE = web.AppKey("people", PersonCache)
 
 
@@ -84,16 +82,7 @@ async def list_providers(call: Call) -> web.Response:
 
 async def hold(call: Call) -> web.Response:
     body: schemas.HoldSlot = call.body
-    key = call.request.headers.get("Idempotency-Key")
-    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise ValidationFailed(
-            errors=[
-                {
-                    "field": "header.Idempotency-Key",
-                    "message": "1 to 128 characters from A-Z a-z 0-9 and . _ : -",
-                }
-            ]
-        )
+    key = idempotency_key(call)
     result = await hold_slot(
         call.services,
         call.request.app[PEOPLE],

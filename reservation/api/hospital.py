@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from reservation.api import hospital_schemas as hs
-from reservation.api.citizen import IDEMPOTENCY_KEY, PEOPLE
+from reservation.api.citizen import PEOPLE
+from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address
 from reservation.api.routing import Call, Route, json_response
 from reservation.auth import Role
@@ -33,20 +34,6 @@ OPERATOR = (Role.OPERATOR,)
 
 def _fee(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
-
-
-def _idempotency_key(call: Call) -> str | None:
-    key = call.request.headers.get("Idempotency-Key")
-    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise ValidationFailed(
-            errors=[
-                {
-                    "field": "header.Idempotency-Key",
-                    "message": "1 to 128 characters from A-Z a-z 0-9 and . _ : -",
-                }
-            ]
-        )
-    return key
 
 
 async def _person(call: Call) -> str:
@@ -207,7 +194,7 @@ async def hospital_book(call: Call) -> web.Response:
         person=await _person(call),
         slot_id=body.slot_id,
         channel="online",
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
         client_address=request_address(call.request, call.services),  # fairness (issue 5)
         queue_token=queue_token(call.request),
     )
@@ -474,7 +461,7 @@ async def hospital_walk_in(call: Call) -> web.Response:
         phone=body.phone,
         id_number=body.id_number,
         channel=body.channel,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
         actor=_actor(call),
     )
     return json_response(await _registration_out(call, reg), status=201)

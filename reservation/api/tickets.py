@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from reservation.api.citizen import IDEMPOTENCY_KEY
+from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address  # fairness (issue 5)
 from reservation.api.routing import Call, Route, json_response
 from reservation.api.ticket_schemas import ChangeTicket, HoldOrder
 from reservation.auth import Role
-from reservation.errors import NotFound, ValidationFailed
+from reservation.errors import NotFound
 from reservation.workflows.cancel_order import cancel_order
 from reservation.workflows.change_ticket import change_order, change_ticket
 from reservation.workflows.hold_tickets import hold_tickets
@@ -32,20 +32,6 @@ from reservation.workflows.train_orders import (
 CITIZEN = (Role.CITIZEN,)
 
 
-def _idempotency_key(call: Call) -> str | None:
-    key = call.request.headers.get("Idempotency-Key")
-    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise ValidationFailed(
-            errors=[
-                {
-                    "field": "header.Idempotency-Key",
-                    "message": "1 to 128 characters from A-Z a-z 0-9 and . _ : -",
-                }
-            ]
-        )
-    return key
-
-
 async def hold_train_order(call: Call) -> web.Response:
     body: HoldOrder = call.body
     held = await hold_tickets(
@@ -57,7 +43,7 @@ async def hold_train_order(call: Call) -> web.Response:
         seat_class=body.seat_class,
         passenger_ids=body.passenger_ids,
         wish=body.wish,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
         client_address=request_address(call.request, call.services),  # fairness (issue 5)
         queue_token=queue_token(call.request),
     )
@@ -72,7 +58,7 @@ async def pay_train_order(call: Call) -> web.Response:
         call.services,
         account_id=call.citizen_id,
         order_id=call.path("order_id"),
-        attempt_key=_idempotency_key(call) or "",
+        attempt_key=idempotency_key(call) or "",
     )
     return json_response(view)
 
@@ -131,7 +117,7 @@ async def change_train_order(call: Call) -> web.Response:
         run_id=body.run_id,
         seat_class=body.seat_class,
         wish=body.wish,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
     )
     return json_response(view)
 
@@ -145,7 +131,7 @@ async def change_e_ticket(call: Call) -> web.Response:
         run_id=body.run_id,
         seat_class=body.seat_class,
         wish=body.wish,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
     )
     return json_response(view)
 

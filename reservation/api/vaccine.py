@@ -15,6 +15,7 @@ import pydantic
 from aiohttp import web
 
 from reservation.api import vaccine_schemas as vs
+from reservation.api.headers import idempotency_key
 from reservation.api.routing import Call, Route, json_response
 from reservation.api.serialize import iso
 from reservation.auth import Principal, Role
@@ -39,26 +40,11 @@ from reservation.workflows.vaccine_publish import SessionDraft, publish_sessions
 CITIZEN = (Role.CITIZEN,)
 STAFF = (Role.STAFF, Role.OPERATOR)
 OPERATOR = (Role.OPERATOR,)
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 SERIES_ID = re.compile(r"vs-[0-9a-f]{20}")
 
 
 def _now(call: Call) -> dt.datetime:
     return from_ms(call.services.clock())
-
-
-def _idempotency_key(call: Call) -> str | None:
-    key = call.request.headers.get("Idempotency-Key")
-    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise ValidationFailed(
-            errors=[
-                {
-                    "field": "header.Idempotency-Key",
-                    "message": "1 to 128 characters from A-Z a-z 0-9 and . _ : -",
-                }
-            ]
-        )
-    return key
 
 
 def _series_id(call: Call) -> str:
@@ -219,7 +205,7 @@ async def book(call: Call) -> web.Response:
         slot_ids=body.slot_ids,
         passenger_id=body.passenger_id,
         first_dose=body.first_dose,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
     )
     view = _booking_view(call, done.series_id, done.appointments)
     view["deadline"] = iso(from_ms(done.deadline_ms)) if done.state == "held" else None
@@ -259,7 +245,7 @@ async def reschedule(call: Call) -> web.Response:
         account_id=call.citizen_id,
         appointment_id=call.path("appointment_id"),
         slot_id=body.slot_id,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
     )
     view = _booking_view(call, moved.series_id, moved.appointments)
     view["moved"] = moved.moved
@@ -474,7 +460,7 @@ async def waitlist_file(call: Call) -> web.Response:
         first_day=body.first_day,
         last_day=body.last_day,
         deadline=body.deadline,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
     )
     return json_response(view, status=201)
 

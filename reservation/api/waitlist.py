@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from reservation.api.headers import idempotency_key
 from reservation.api.routing import Call, Route, json_response
-from reservation.api.tickets import _idempotency_key
 from reservation.api.waitlist_schemas import FlagsQuery, SlotWaitlistIn, TrainWaitlistIn
 from reservation.auth import Role
 from reservation.domain.clock import iso
@@ -32,7 +32,7 @@ async def waitlist_file_train(call: Call) -> web.Response:
         choices=[(c.run_id, c.seat_class) for c in body.choices],
         passenger_ids=body.passenger_ids,
         deadline=body.deadline,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
     )
     return json_response(view, status=201)
 
@@ -47,7 +47,7 @@ async def waitlist_file_slots(call: Call) -> web.Response:
         first_day=body.first_day,
         last_day=body.last_day,
         deadline=body.deadline,
-        idempotency_key=_idempotency_key(call),
+        idempotency_key=idempotency_key(call),
         person=person,
     )
     return json_response(view, status=201)
