@@ -15,6 +15,8 @@ import hiredis
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
+_PLAIN = frozenset((str, int, bytes))
+
 
 def _plain(arg: Any) -> Any:
     # hiredis takes str, bytes and int; views become bytes, and floats are written as
@@ -33,6 +35,10 @@ class HiredisPackConnection(Connection):
                 args = (*head.split(), *args[1:])
         elif b" " in head:
             args = (*head.split(), *args[1:])
+        # The common case, every argument a str, int or bytes, goes straight to hiredis
+        # (one C call); anything else takes the careful path below.
+        if set(map(type, args)) <= _PLAIN:
+            return [hiredis.pack_command(args)]
         for arg in args:
             # redis-py refuses these (DataError) rather than sending "True" or "None".
             if arg is None or isinstance(arg, bool):
