@@ -17,7 +17,9 @@ from reservation.workflows.publish_slots import ResourceInput, publish
 STAFF = (Role.STAFF, Role.OPERATOR)
 
 
-async def _provider_of(call: Call) -> str:
+async def provider_of(call: Call) -> str:
+    """The path's provider, which the caller must be staff of (or an operator); 404 if
+    there is no such provider."""
     provider_id = call.path("provider_id")
     assert call.principal is not None
     call.principal.require_staff_of(provider_id)
@@ -28,7 +30,7 @@ async def _provider_of(call: Call) -> str:
 
 
 async def publish_slots(call: Call) -> web.Response:
-    provider_id = await _provider_of(call)
+    provider_id = await provider_of(call)
     body: schemas.PublishSlots = call.body
     resources = [ResourceInput(r.code, r.name, r.kind, r.details) for r in body.resources]
     drafts = [
@@ -63,7 +65,7 @@ async def publish_slots(call: Call) -> web.Response:
 
 
 async def provider_slots(call: Call) -> web.Response:
-    provider_id = await _provider_of(call)
+    provider_id = await provider_of(call)
     q: schemas.DayQuery = call.query
     async with call.services.pool.acquire() as conn:
         rows = await catalog.list_slots(conn, provider_id=provider_id, day=q.day)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, multiprocess
 from pydantic import BaseModel, ConfigDict, Field
 
 from inventory.queue_keys import QueueKeys
-from reservation.api.provider import STAFF
+from reservation.api.provider import STAFF, provider_of
 from reservation.api.routing import Call, Route, json_response
 from reservation.auth import Role
 from reservation.domain.clock import from_ms, iso
@@ -131,18 +131,8 @@ async def whoami(call: Call) -> web.Response:
     )
 
 
-async def _provider_of(call: Call) -> str:
-    provider_id = call.path("provider_id")
-    assert call.principal is not None
-    call.principal.require_staff_of(provider_id)
-    async with call.services.pool.acquire() as conn:
-        if await catalog.get_provider(conn, provider_id) is None:
-            raise NotFound("No such provider.")
-    return provider_id
-
-
 async def publish_slots_csv(call: Call) -> web.Response:
-    provider_id = await _provider_of(call)
+    provider_id = await provider_of(call)
     if call.request.content_type not in ("text/csv", "text/plain"):
         raise UnsupportedMediaType("Send the file as text/csv.")
     try:
