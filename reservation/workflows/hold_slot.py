@@ -21,6 +21,7 @@ from inventory.errors import (
     PersonLimitReached,
     SoldOut,
 )
+from inventory.slot_codes import IdempotencyKeyReused
 from inventory.slot_engine import Hold, SlotEngine, hold_id_for
 from reservation.domain.slots import hold_deadline_ms
 from reservation.errors import NotFound
@@ -109,10 +110,16 @@ async def hold_within_cap(
         # this call or an earlier attempt (a lost reply, a crashed worker) counted it.
         await gate.release(account_id=account_id, hold_id=hold_id)
         raise
-    # Other failures leave it unknown whether the hold exists (a lost reply, sales closed,
-    # the id taken by another request): the entry stays, so the cap errs on the strict
-    # side until the deadline. A hold that is not live (paid, cancelled, expired) never
-    # counts.
+    except IdempotencyKeyReused:
+        # The id names this account's earlier hold on another slot: the entry is that
+        # hold's, and counts only while it is live.
+        existing = await engine.read_hold(hold_id)
+        if existing is None or existing.state != "held":
+            await gate.release(account_id=account_id, hold_id=hold_id)
+        raise
+    # Other failures leave it unknown whether the hold exists (a lost reply, sales
+    # closed): the entry stays, so the cap errs on the strict side until the deadline. A
+    # hold that is not live (paid, cancelled, expired) never counts.
     if hold.state != "held":
         await gate.release(account_id=account_id, hold_id=hold_id)
     return hold

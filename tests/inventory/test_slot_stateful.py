@@ -212,3 +212,22 @@ def test_slot_engine_matches_model(redis_url: str) -> None:
         suppress_health_check=[HealthCheck.too_slow],
     )
     test().runTest()
+
+
+def test_a_key_reused_after_a_cancel_leaves_no_cap_entry(redis_url: str) -> None:
+    """Found by the state machine: a key reused on another slot of the same shard after
+    its hold was cancelled (422 idempotency_key_reused) must not leave a cap entry behind,
+    or the account's next hold is refused as over the cap (the model, rightly, counts
+    only live holds)."""
+    SlotMachine.redis_url = redis_url
+    state = SlotMachine()
+    try:
+        state.hold(account="acct1", key=0, slot=SLOTS[1])
+        state.cancel(index=0)
+        state.hold(account="acct1", key=0, slot=SLOTS[0])  # the same hold id: refused
+        state.agrees_with_model_and_never_oversells()
+        state.hold(account="acct1", key=0, slot=SLOTS[2])
+        state.hold(account="acct1", key=1, slot=SLOTS[0])  # within the cap of 2
+        state.agrees_with_model_and_never_oversells()
+    finally:
+        state.teardown()
