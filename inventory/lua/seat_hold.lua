@@ -340,9 +340,10 @@ for i, p in ipairs(pax) do
   own[2 * i - 1], own[2 * i] = p, hold_id
 end
 redis.call('HSET', KEYS[8], unpack(own))
-redis.call('XADD', KEYS[11], '*', 'type', 'held', 'hold', hold_id, 'kind', 'seat', 'run', meta[2],
+redis.call('XADD', KEYS[11], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
+  'type', 'held', 'hold', hold_id, 'kind', 'seat', 'run', meta[2],
   'cls', meta[3], 'acct', account, 'a', ARGV[4], 'b', ARGV[5], 'seats', seats, 'pax', people,
-  'deadline', deadline, 'change_of', ARGV[9], 'at', ARGV[1])
+  'deadline', deadline, 'change_of', ARGV[9], 'at', ARGV[1]}, '\31'))
 
 local out = {OK, hold_id, deadline, wish_met}
 for _, t in ipairs(taken) do

@@ -26,6 +26,7 @@ from typing import Any
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 
+from inventory.outbox_event import event_fields
 from reservation.domain.bookings import (
     BookingRow,
     EventRow,
@@ -55,6 +56,11 @@ class Entry:
     shard: int
     entry_id: str
     fields: dict[str, str]
+
+    def __post_init__(self) -> None:
+        # Events come packed in one field (inventory.outbox_event); everything downstream
+        # (rows, dead letters, notifications) reads them by name.
+        object.__setattr__(self, "fields", event_fields(self.fields))
 
     @property
     def event_id(self) -> str:

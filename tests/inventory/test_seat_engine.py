@@ -22,6 +22,7 @@ from inventory.errors import (
     PersonLimitReached,
 )
 from inventory.keys import Keys
+from inventory.outbox_event import event_fields
 from inventory.scripts import script_source
 from inventory.seat_codes import (
     ChangeAborted,
@@ -66,7 +67,7 @@ async def hold(
 
 async def outbox(eng: SeatEngine, run: str = "G1") -> list[dict[str, str]]:
     entries = await eng.client.xrange(eng.unit(run, "second").outbox)
-    return [cast(dict[str, str], fields) for _, fields in cast(list[tuple[str, Any]], entries)]
+    return [event_fields(fields) for _, fields in cast(list[tuple[str, Any]], entries)]
 
 
 async def events(eng: SeatEngine, run: str = "G1") -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 
 from inventory.errors import InventoryError
 from inventory.keys import Keys
+from inventory.outbox_event import event_fields
 from inventory.seat_engine import SeatEngine
 from inventory.seat_model import SeatModel, SeatSpec
 
@@ -274,7 +275,8 @@ class SeatMachine(RuleBasedStateMachine):
             assert self.run(self.engine.get_hold(hold_id)) == self.model.get_hold(hold_id)
         for shard in {self.engine.keys.run_shard(run) for run in RUNS}:
             entries = cast(list[tuple[str, Any]], self.run(self.outbox(shard)))
-            assert [(f["type"], f["hold"]) for _, f in entries] == [
+            events = [event_fields(f) for _, f in entries]
+            assert [(f["type"], f["hold"]) for f in events] == [
                 e for e in self.model.events if self.engine.keys.hold_shard(e[1]) == shard
             ]
 

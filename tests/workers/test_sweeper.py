@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from inventory.outbox_event import event_fields
 from inventory.slot_engine import shard_from_id
 from reservation.workers.persister import PassResult, Persister
 from reservation.workers.sweeper import Sweeper
@@ -44,7 +45,8 @@ async def state(api: Api, hold_id: str) -> str:
 
 async def outbox_types(api: Api, shard: int) -> list[tuple[str, str, str]]:
     entries = await api.services.redis.xrange(api.services.keys.outbox(shard))
-    return [(f["type"], f["hold"], f.get("reason", "")) for _, f in entries]
+    fields = [event_fields(f) for _, f in entries]
+    return [(f["type"], f["hold"], f.get("reason", "")) for f in fields]
 
 
 def expired_total(api: Api) -> float | None:
