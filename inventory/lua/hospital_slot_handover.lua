@@ -59,10 +59,10 @@ if redis.call('HGET', pday_key, h[4]) == ARGV[2] then
   redis.call('HDEL', pday_key, h[4])
 end
 redis.call('ZREM', deadlines_key, ARGV[2])
-redis.call('XADD', outbox_key, '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', outbox_key, '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'cancelled', 'hold', ARGV[2], 'slot', h[3],
   'account', h[1], 'person', h[4], 'at', ARGV[1], 'held', h[6], 'deadline', h[5],
-  'idem', h[7], 'confirmed', h[8] or '', 'reason', ARGV[3]}, '\31')}, '\31'))
+  'idem', h[7], 'confirmed', h[8] or '', 'reason', ARGV[3]}, '\31'))
 -- The same place is held for the standby patient (like slot_hold's writes).
 redis.call('HSET', new_key,
   'slot', h[3], 'account', ARGV[5], 'person', ARGV[6], 'state', 'held',
@@ -74,8 +74,8 @@ if retain > 0 then
   redis.call('PEXPIREAT', pday_key, retain)
 end
 redis.call('ZADD', deadlines_key, ARGV[7], ARGV[4])
-redis.call('XADD', outbox_key, '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', outbox_key, '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'held', 'hold', ARGV[4], 'slot', h[3],
   'account', ARGV[5], 'person', ARGV[6], 'at', ARGV[1], 'held', ARGV[1],
-  'deadline', ARGV[7], 'idem', ARGV[8]}, '\31')}, '\31'))
+  'deadline', ARGV[7], 'idem', ARGV[8]}, '\31'))
 return {0, h[3]}

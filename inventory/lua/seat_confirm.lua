@@ -40,8 +40,8 @@ end
 
 redis.call('HSET', KEYS[1], 'state', 'confirmed', 'confirmed', ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('XADD', KEYS[3], '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', KEYS[3], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'confirmed', 'hold', ARGV[2], 'kind', 'seat', 'run', h[5],
   'cls', h[6], 'acct', h[1], 'a', h[7], 'b', h[8], 'seats', h[9], 'pax', h[10], 'change_of', h[4],
-  'at', ARGV[1]}, '\31')}, '\31'))
+  'at', ARGV[1]}, '\31'))
 return {OK, 'confirmed'}

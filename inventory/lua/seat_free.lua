@@ -117,10 +117,10 @@ end
 redis.call('ZREM', KEYS[5], hold_id)
 local changed_to = target == 'changed' and extra or ''
 redis.call('HSET', KEYS[4], 'state', target, 'changed_to', changed_to, 'ended', ARGV[1])
-redis.call('XADD', KEYS[6], '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', KEYS[6], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', target == 'changed' and 'released' or target, 'hold', hold_id,
   'kind', 'seat', 'run', h[10], 'cls', h[11], 'acct', acct, 'a', h[3], 'b', h[4], 'seats', h[5],
-  'pax', h[6], 'reason', target, 'changed_to', changed_to, 'at', ARGV[1]}, '\31')}, '\31'))
+  'pax', h[6], 'reason', target, 'changed_to', changed_to, 'at', ARGV[1]}, '\31'))
 if target ~= 'changed' then
   redis.call('PEXPIRE', KEYS[4], ARGV[5])
 end

@@ -90,10 +90,10 @@ redis.call('ZADD', KEYS[4], deadline, hold_id)
 local own = {}
 for i, p in ipairs(pax) do own[2 * i - 1], own[2 * i] = p, hold_id end
 redis.call('HSET', KEYS[2], unpack(own))
-redis.call('XADD', KEYS[5], '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', KEYS[5], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'held', 'hold', hold_id, 'kind', 'seat', 'run', meta[2],
   'cls', meta[3], 'acct', ARGV[3], 'a', ARGV[4], 'b', ARGV[5], 'seats', seats, 'pax', people,
-  'deadline', deadline, 'change_of', '', 'at', ARGV[1]}, '\31')}, '\31'))
+  'deadline', deadline, 'change_of', '', 'at', ARGV[1]}, '\31'))
 local out = {OK, hold_id, deadline, '0'}
 for _, t in ipairs(taken) do out[#out + 1] = t end
 return out

@@ -46,8 +46,8 @@ if now >= tonumber(h[6]) then
 end
 redis.call('HSET', hold_key, 'state', 'confirmed', 'confirmed', ARGV[1])
 redis.call('ZREM', deadlines_key, ARGV[2])
-redis.call('XADD', outbox_key, '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', outbox_key, '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'confirmed', 'hold', ARGV[2], 'slot', h[3],
   'account', h[1], 'person', h[4], 'at', ARGV[1], 'held', h[5], 'deadline', h[6],
-  'idem', h[8], 'confirmed', ARGV[1]}, '\31')}, '\31'))
+  'idem', h[8], 'confirmed', ARGV[1]}, '\31'))
 return {0, h[3], h[4], tonumber(h[5]), tonumber(h[6]), now, h[8]}

@@ -56,10 +56,10 @@ for i = 1, n do
     local hold_id = string.match(KEYS[i], ':hold:(.+)$')
     redis.call('HSET', KEYS[i], 'state', 'confirmed', 'confirmed', ARGV[1])
     redis.call('ZREM', deadlines_key, hold_id)
-    redis.call('XADD', outbox_key, '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+    redis.call('XADD', outbox_key, '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
       'type', 'confirmed', 'hold', hold_id, 'slot', h[3],
       'account', h[1], 'person', h[4], 'at', ARGV[1], 'held', h[5], 'deadline', h[6],
-      'idem', h[8], 'confirmed', ARGV[1], 'series', ARGV[3]}, '\31')}, '\31'))
+      'idem', h[8], 'confirmed', ARGV[1], 'series', ARGV[3]}, '\31'))
   end
 end
 return {0, now, f[3], f[4], tonumber(f[5]), tonumber(f[6]), f[8]}

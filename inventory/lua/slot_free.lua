@@ -77,8 +77,8 @@ if redis.call('HGET', pday_key, h[4]) == ARGV[2] then
   redis.call('HDEL', pday_key, h[4])
 end
 redis.call('ZREM', deadlines_key, ARGV[2])
-redis.call('XADD', outbox_key, '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', outbox_key, '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', new_state, 'hold', ARGV[2], 'slot', h[3],
   'account', h[1], 'person', h[4], 'at', ARGV[1], 'held', h[6], 'deadline', h[5],
-  'idem', h[7], 'confirmed', h[8] or '', 'reason', ARGV[5]}, '\31')}, '\31'))
+  'idem', h[7], 'confirmed', h[8] or '', 'reason', ARGV[5]}, '\31'))
 return {0, new_state, h[3], h[4], piece}

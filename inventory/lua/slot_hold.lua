@@ -71,8 +71,8 @@ if retain > 0 then
   redis.call('PEXPIREAT', pday_key, retain)
 end
 redis.call('ZADD', deadlines_key, ARGV[5], ARGV[2])
-redis.call('XADD', outbox_key, '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', outbox_key, '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'held', 'hold', ARGV[2], 'slot', ARGV[6],
   'account', ARGV[3], 'person', ARGV[4], 'at', ARGV[1], 'held', ARGV[1], 'deadline', ARGV[5],
-  'idem', ARGV[7]}, '\31')}, '\31'))
+  'idem', ARGV[7]}, '\31'))
 return {0, tonumber(ARGV[5])}

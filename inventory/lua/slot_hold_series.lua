@@ -98,9 +98,9 @@ for i = 1, n do
     redis.call('PEXPIREAT', pday_key, retain)
   end
   redis.call('ZADD', deadlines_key, ARGV[4], hold_id)
-  redis.call('XADD', outbox_key, '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+  redis.call('XADD', outbox_key, '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
     'type', 'held', 'hold', hold_id, 'slot', slot_id,
     'account', ARGV[2], 'person', ARGV[3], 'at', ARGV[1], 'held', ARGV[1],
-    'deadline', ARGV[4], 'idem', ARGV[5], 'series', ARGV[6]}, '\31')}, '\31'))
+    'deadline', ARGV[4], 'idem', ARGV[5], 'series', ARGV[6]}, '\31'))
 end
 return {0, tonumber(ARGV[4])}

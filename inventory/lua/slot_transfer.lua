@@ -82,8 +82,8 @@ if retain > 0 then
   redis.call('PEXPIREAT', KEYS[5], retain)
 end
 redis.call('ZADD', KEYS[6], ARGV[6], ARGV[3])
-redis.call('XADD', KEYS[7], '*', 'e', table.concat({'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('XADD', KEYS[7], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'held', 'hold', ARGV[3], 'slot', ARGV[7],
   'account', ARGV[4], 'person', ARGV[5], 'at', ARGV[1], 'held', ARGV[1], 'deadline', ARGV[6],
-  'idem', ARGV[8]}, '\31')}, '\31'))
+  'idem', ARGV[8]}, '\31'))
 return {0, tonumber(ARGV[6])}

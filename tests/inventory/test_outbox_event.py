@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import cast
 
 import pytest
@@ -9,6 +10,7 @@ from redis.asyncio import Redis
 
 from inventory.keys import Keys
 from inventory.outbox_event import event_fields
+from inventory.scripts import available_scripts, script_source
 from inventory.seat_engine import SeatEngine
 from inventory.seat_model import SeatSpec
 
@@ -33,6 +35,17 @@ def test_an_entry_written_a_field_per_value_reads_the_same() -> None:
 def test_a_damaged_packed_event_is_refused() -> None:
     with pytest.raises(ValueError, match="odd number"):
         event_fields({"e": "type\x1fheld\x1fhold"})
+
+
+def test_every_script_writes_its_events_as_one_packed_field() -> None:
+    calls = 0
+    for name in available_scripts():
+        for line in re.findall(r"redis\.call\('XADD'.*", script_source(name)):
+            calls += 1
+            assert re.fullmatch(
+                r"\s*redis\.call\('XADD', [^,]+, '\*', 'e', table\.concat\(\{ -- one field .*", line
+            ), (name, line)
+    assert calls >= 14
 
 
 async def test_the_hold_script_writes_one_packed_field(redis_url: str) -> None:
