@@ -31,7 +31,7 @@ def settings(settings: Settings) -> Settings:
 
 async def test_an_account_is_limited_and_told_when_to_retry(api: Api) -> None:
     slots = await api.publish("hosp-a", [api.slot(hours_ahead=24 + i) for i in range(3)])
-    [(_, headers)] = await citizens(api, 1)
+    [(account_id, headers)] = await citizens(api, 1)
     assert (await hold(api, slots[0]["id"], headers, key="k1")).status == 201
     second = await hold(api, slots[1]["id"], headers, key="k2")
     assert second.status == 409  # one per resource per day: refused, but counted
@@ -40,6 +40,9 @@ async def test_an_account_is_limited_and_told_when_to_retry(api: Api) -> None:
     assert third.headers["Retry-After"] == "1"
     body = await third.json()
     assert body["code"] == "rate_limited" and body["fields"]["retry_after_ms"] == 1000
+    # A refused hold takes no place under the account's cap: only the live one counts.
+    cap_key = api.services.keys.account_holds(account_id)
+    assert await api.services.redis.zcard(cap_key) == 1
     # A retry of the hold that exists books nothing: answered, not limited.
     again = await hold(api, slots[0]["id"], headers, key="k1")
     assert again.status == 200 and (await again.json())["replay"] is True
