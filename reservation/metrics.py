@@ -6,11 +6,30 @@ aggregates their samples (``fairseat serve`` sets it up; see reservation.runtime
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, values
 from prometheus_client import Counter as _Counter
 from prometheus_client import Histogram as _Histogram
+
+
+def multiprocess_values_with_cached_pid() -> None:
+    """In multiprocess mode, prometheus_client's values call ``os.getpid()`` on every
+    increment to notice a fork: a system call, ~1-3 % of a hold's worker CPU (py-spy,
+    docs/load-testing.md). They get the pid from here instead, kept current in every
+    child by an at-fork hook, so a fork is noticed exactly as before. Call it after
+    setting PROMETHEUS_MULTIPROC_DIR and before the metrics are made."""
+    current = [os.getpid()]
+
+    def refresh() -> None:
+        current[0] = os.getpid()
+
+    os.register_at_fork(after_in_child=refresh)
+    values.ValueClass = values.MultiProcessValue(  # type: ignore[no-untyped-call]
+        process_identifier=lambda: current[0]
+    )
+
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 

@@ -286,6 +286,9 @@ def _fresh_metrics_dir(settings: Settings) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    from reservation.metrics import multiprocess_values_with_cached_pid
+
+    multiprocess_values_with_cached_pid()
     return path
 
 
