@@ -41,7 +41,7 @@ from inventory.errors import HoldNotLive, InventoryError, NotOwner, SalesClosed
 from inventory.keys import Keys
 from inventory.scripts import script_source
 from inventory.seat_codes import ChangeAborted, SeatCode, error_for
-from inventory.seat_keys import SeatKeys, SeatUnitKeys
+from inventory.seat_keys import HASHTABLE_FIELD, HASHTABLE_VALUE, SeatKeys, SeatUnitKeys
 from inventory.seat_model import (
     HoldInfo,
     Outcome,
@@ -84,6 +84,11 @@ Client = Redis | RedisCluster
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _counts(raw: dict[Any, Any]) -> dict[str, int]:
+    """A pcount or gapn hash as read: its counts, without the hashtable field."""
+    return {k: int(v) for f, v in raw.items() if (k := _text(f)) != HASHTABLE_FIELD}
 
 
 def _text(value: Any) -> str:
@@ -541,7 +546,7 @@ class SeatEngine:
             nseg = self._nseg[(run_id, seat_class)] = int(raw_nseg)
         else:
             counts = await self.client.hgetall(u.gapn)
-        return remaining_all(nseg, {parse_gap_field(_text(f)): int(c) for f, c in counts.items()})
+        return remaining_all(nseg, {parse_gap_field(f): c for f, c in _counts(counts).items()})
 
     async def get_hold(self, hold_id: str) -> HoldInfo | None:
         return self._hold_info(hold_id, await self._hold_record(hold_id))
@@ -598,9 +603,9 @@ class SeatEngine:
         got_cells = gaps.encode("latin-1") if isinstance(gaps, str) else bytes(gaps or b"")
         checks = {
             "bypat": (sorted(_text(m) for m in bypat), records),
-            "pcount": ({_text(k): int(v) for k, v in pcount.items()}, want.pcount),
+            "pcount": (_counts(pcount), want.pcount),
             "gapidx": ({_text(m) for m in gapidx}, want.gapidx),
-            "gapn": ({_text(k): int(v) for k, v in gapn.items()}, want.gapn),
+            "gapn": (_counts(gapn), want.gapn),
             "gaps": (got_cells, want.gaps),
         }
         return [name for name, (got, want) in checks.items() if got != want]
@@ -617,12 +622,15 @@ class SeatEngine:
         u = self.unit(run_id, seat_class)
         args: list[Any] = [marker, nseg, map_fingerprint(nseg, seat_class, tails), run_id]
         args += [seat_class, state.gaps.decode("latin-1")]
-        args += [len(state.pcount), len(state.gapidx), len(state.gapn)]
+        # pcount and gapn each get the field that keeps them hashtables, as at publish.
+        args += [len(state.pcount) + 1, len(state.gapidx), len(state.gapn) + 1]
         for pattern, count in sorted(state.pcount.items()):
             args += [pattern, count]
+        args += [HASHTABLE_FIELD, HASHTABLE_VALUE]
         args += sorted(state.gapidx)
         for gap, count in sorted(state.gapn.items()):
             args += [gap, count]
+        args += [HASHTABLE_FIELD, HASHTABLE_VALUE]
         args += list(records)
         reply = await self._restore(
             keys=[*u.inventory[:7], self.keys.keys.epoch(u.shard)], args=args

@@ -3,9 +3,9 @@ seat_load: publish the seat map of one (run, class) with every seat free; re-pub
 KEYS[1] meta    hash    nseg, nseats, fp, run, cls
 KEYS[2] seats   hash    ordinal -> "<pattern>|<tail>"
 KEYS[3] bypat   zset    "<pattern>|<tail>" (score 0, read by lex: by pattern, then ordinal)
-KEYS[4] pcount  hash    pattern -> number of seats with it
+KEYS[4] pcount  hash    pattern -> number of seats with it (and field '~', see inventory/seat_keys.py)
 KEYS[5] gapidx  zset    "<g0><g1>|<popcount>|<pattern>" (two digits each, score 0)
-KEYS[6] gapn    hash    "<g0>:<g1>" -> number of seats having that free gap
+KEYS[6] gapn    hash    "<g0>:<g1>" -> number of seats having that free gap (and field '~')
 KEYS[7] gaps    string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
 KEYS[8] epoch   string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] nseg (1..63)
@@ -53,9 +53,11 @@ for first = 5, last, CHUNK do
 end
 
 -- Every seat is in the one pattern "all free", whose one gap is the whole run.
-redis.call('HSET', KEYS[4], empty, nseats)
+-- Field '~' keeps pcount and gapn hashtables (O(1) lookups); see inventory/seat_keys.py.
+local HASHTABLE = 'keeps this hash a hashtable, for O(1) field lookups (inventory/seat_keys.py)'
+redis.call('HSET', KEYS[4], empty, nseats, '~', HASHTABLE)
 redis.call('ZADD', KEYS[5], 0, string.format('%02d%02d|00|', 0, nseg) .. empty)
-redis.call('HSET', KEYS[6], '0:' .. nseg, nseats)
+redis.call('HSET', KEYS[6], '0:' .. nseg, nseats, '~', HASHTABLE)
 local cells = (nseg + 1) * (nseg + 1)
 redis.call('SET', KEYS[7], string.rep('\0', nseg) .. '\1' .. string.rep('\0', cells - nseg - 1))
 redis.call('HSET', KEYS[1], 'nseg', nseg, 'nseats', nseats, 'fp', fp, 'run', ARGV[3], 'cls', ARGV[4])
