@@ -143,6 +143,10 @@ class Settings:
 
     # Workers.
     run_background_workers: bool = True
+    # Niceness of serve's background process (persister, sweeper, notifier, waitlist):
+    # its batches yield the CPU to request handling in a rush and catch up after it
+    # (docs/operations.md). Confirmations do not wait for it: they commit themselves.
+    background_nice: int = 10
     persister_batch_size: int = 500
     persister_dead_letter_after: int = 5
     persister_claim_idle_ms: int = 30_000
@@ -265,6 +269,9 @@ class Settings:
             ),
             run_background_workers=_bool(
                 env, "FAIRSEAT_BACKGROUND_WORKERS", defaults.run_background_workers
+            ),
+            background_nice=_int(
+                env, "FAIRSEAT_BACKGROUND_NICE", defaults.background_nice, minimum=0
             ),
             persister_batch_size=_int(
                 env, "FAIRSEAT_PERSISTER_BATCH", defaults.persister_batch_size, minimum=1

@@ -270,6 +270,8 @@ async def run_background(
 
 def run_background_process(settings: Settings) -> None:
     die_with_parent()
+    if settings.background_nice:
+        os.nice(min(settings.background_nice, 19))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _install_uvloop()
     asyncio.run(run_background(settings))

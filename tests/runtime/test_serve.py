@@ -34,6 +34,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _nice(pid: int) -> int:
+    # /proc/<pid>/stat: the 19th field; the 2nd, the command, may contain spaces.
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def _wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,6 +159,11 @@ async def test_serve_embedded_books_into_postgres_and_stops_cleanly(served: Serv
         await conn.close()
 
     server_pids = [served.runtime["postgres_pid"], served.runtime["redis_pid"]]
+    # Two HTTP workers at the supervisor's niceness; the background process 10 nicer.
+    children = Path(f"/proc/{served.proc.pid}/task/{served.proc.pid}/children").read_text()
+    nices = sorted(_nice(int(p)) for p in children.split() if int(p) not in server_pids)
+    base = _nice(served.proc.pid)
+    assert nices == [base, base, min(base + 10, 19)]
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=60) == 0
     assert _wait_gone(server_pids) == []
