@@ -23,7 +23,7 @@ from inventory.errors import (
 )
 from inventory.keys import Keys
 from inventory.outbox_event import event_fields
-from inventory.scripts import script_source
+from inventory.scripts import include_source, script_source
 from inventory.seat_codes import (
     ChangeAborted,
     ChangePending,
@@ -74,12 +74,11 @@ async def events(eng: SeatEngine, run: str = "G1") -> list[tuple[str, str]]:
     return [(e["type"], e["hold"]) for e in await outbox(eng, run)]
 
 
-def test_the_shared_lua_block_is_the_same_in_hold_and_release() -> None:
-    def block(name: str) -> str:
+def test_hold_and_release_change_seats_with_the_same_code() -> None:
+    for name in ("seat_hold", "seat_release"):
         text = resources.files("inventory").joinpath("lua", f"{name}.lua").read_text()
-        return text[text.index("-- shared:begin") : text.index("-- shared:end")]
-
-    assert block("seat_hold") == block("seat_release")
+        assert "\n-- include: seat_map\n" in text
+        assert include_source("seat_map") in script_source(name)
     for name in ("seat_load", "seat_hold", "seat_confirm", "seat_release"):
         assert script_source(name).startswith(f"--[[\n{name}: ")
 
