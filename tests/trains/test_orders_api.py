@@ -37,9 +37,13 @@ def at(day: dt.date, hh: int, mm: int = 0) -> int:
 
 
 async def setup(api: Api, days_ahead: int = 3) -> dt.date:
-    """The small network of test_trains_api; the clock at 12:00 China time today."""
+    """The small network of test_trains_api; the clock at 12:00 China time tomorrow.
+
+    Tomorrow, not today: Redis expires keys by the real clock (PEXPIREAT of deadlines,
+    e.g. the account cap's), so the fake clock must not be behind it. At 12:00 today it
+    was, every afternoon in China, and entries vanished before the test looked."""
     await trains.seed(api)
-    api.clock.now_ms = at(trains.today(api), 12)
+    api.clock.now_ms = at(trains.today(api) + dt.timedelta(days=1), 12)
     day = trains.today(api) + dt.timedelta(days=days_ahead)
     await trains.get(api, "/v1/trains/search", {"from": "VNP", "to": "AOH", "date": str(day)})
     return day
