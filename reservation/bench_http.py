@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reservation.settings import Settings
@@ -75,15 +75,27 @@ def serve_children(pid: int, expected: int, timeout: float = 10.0) -> list[int]:
     return kids
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process, its children alive now and those it has reaped: Postgres'
+    postmaster and its backends (which come and go with connections)."""
+    with contextlib.suppress(OSError):
+        kids = Path(f"/proc/{root}/task/{root}/children").read_text().split()
+        return cpu_seconds(root, reaped_children=True) + sum(cpu_seconds(int(k)) for k in kids)
+    return 0.0
+
+
 @dataclass
 class CpuMeter:
     """CPU time the service's processes spend per operation of a phase: unlike rates on a
-    shared machine, this does not depend on what else runs (only on cache effects)."""
+    shared machine, this does not depend on what else runs (only on cache effects).
+    ``trees``: name -> the root pid of a process tree counted whole (Postgres)."""
 
     pids: dict[str, list[int]]
+    trees: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, float]:
         cpu = {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+        cpu.update({name: tree_cpu_seconds(root) for name, root in self.trees.items()})
         # The load generator itself (this process and its reaped forks): shows when the
         # client, not the service, sets the pace.
         cpu["client"] = cpu_seconds(os.getpid(), reaped_children=True)
@@ -349,11 +361,12 @@ def measure_service(
     )
 
 
-def _embedded_redis_pid(settings: Settings) -> int | None:
-    """The embedded Valkey's pid, if ``bench_backends`` started one."""
+def _embedded_pid(settings: Settings, server: str) -> int | None:
+    """The pid of the embedded ``server`` ("redis" or "postgres"), if ``bench_backends``
+    started one."""
     try:
         info = json.loads((Path(settings.data_dir) / "runtime.json").read_text())
-        return int(info["redis_pid"])
+        return int(info[f"{server}_pid"])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -390,9 +403,11 @@ def run_bench_http(
             )
             kids = serve_children(pid, workers + 1)
             pids = {"http": kids[:workers], "persister": kids[workers:]}
-            redis_pid = _embedded_redis_pid(ready)
+            redis_pid = _embedded_pid(ready, "redis")
             if redis_pid:
                 pids["redis"] = [redis_pid]
+            postgres_pid = _embedded_pid(ready, "postgres")
+            trees = {"postgres": postgres_pid} if postgres_pid else {}
             figures = measure_service(
                 url,
                 ready,
@@ -400,7 +415,7 @@ def run_bench_http(
                 concurrency=concurrency,
                 processes=processes,
                 client=client,
-                meter=CpuMeter(pids),
+                meter=CpuMeter(pids, trees),
                 out=out,
             )
     out(
