@@ -63,6 +63,26 @@ def _shard_of_all(ids: Sequence[str]) -> int:
     return shards.pop()
 
 
+def series_hold_from(result: Any, hold_ids: Sequence[str]) -> SeriesHold:
+    """A series hold script's reply (slot_hold_series, slot_hold_series_cooled) as a
+    ``SeriesHold``; a refusal raises ``SeriesRefused`` naming the dose refused, except a
+    closed sale, which is the whole inventory's answer."""
+    code = int(result[0])
+    if code < 0:
+        try:
+            check(code)
+        except errors.InventoryError as exc:
+            if code == SlotCode.SALES_CLOSED:
+                raise
+            raise SeriesRefused(exc, int(result[1])) from exc
+    return SeriesHold(
+        hold_ids=tuple(hold_ids),
+        deadline_ms=int(result[1]),
+        state="held" if code == SlotCode.OK else str(result[2]),
+        replay=code == SlotCode.REPLAY,
+    )
+
+
 class SeriesEngine:
     """Shares the slot engine's client, keys, pipelining and epoch guard."""
 
@@ -79,7 +99,7 @@ class SeriesEngine:
         guard = self.slots.guard
         return "" if guard is None else await guard.expected()
 
-    async def _call(
+    async def call(
         self, script: Any, keys: list[str], args: list[Any], shard: int, expected: str | None
     ) -> Any:
         """The epoch marker is the last key, the expected epoch the last argument; one retry
@@ -141,21 +161,8 @@ class SeriesEngine:
             ]
             args += [hold_id, slot_id, old]
         keys += [self.keys.hold_deadlines(shard), self.keys.outbox(shard)]
-        result = await self._call(self._hold, keys, args, shard, expected_epoch)
-        code = int(result[0])
-        if code < 0:
-            try:
-                check(code)
-            except errors.InventoryError as exc:
-                if code == SlotCode.SALES_CLOSED:
-                    raise
-                raise SeriesRefused(exc, int(result[1])) from exc
-        return SeriesHold(
-            hold_ids=tuple(hold_ids),
-            deadline_ms=int(result[1]),
-            state="held" if code == SlotCode.OK else str(result[2]),
-            replay=code == SlotCode.REPLAY,
-        )
+        result = await self.call(self._hold, keys, args, shard, expected_epoch)
+        return series_hold_from(result, hold_ids)
 
     async def confirm(
         self,
@@ -170,7 +177,7 @@ class SeriesEngine:
         shard = _shard_of_all(hold_ids)
         keys = [self.keys.hold(shard, h) for h in hold_ids]
         keys += [self.keys.hold_deadlines(shard), self.keys.outbox(shard)]
-        result = await self._call(
+        result = await self.call(
             self._confirm,
             keys,
             [now_ms, account_id, series_id, len(hold_ids)],

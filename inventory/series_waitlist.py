@@ -12,16 +12,14 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from inventory import errors
 from inventory.scripts import script_source
 from inventory.series_engine import (
     SeriesEngine,
     SeriesHold,
-    SeriesRefused,
     SeriesSpansShards,
     series_engine,
+    series_hold_from,
 )
-from inventory.slot_codes import SlotCode, check
 from inventory.slot_engine import SlotEngine, shard_from_id
 from inventory.waitlist_keys import WaitlistKeys
 
@@ -80,21 +78,8 @@ class CooledSeries:
             self.wl.pieces(shard),
         ]
         args += [piece_id, order_id]
-        result = await self.series._call(self._hold, keys, args, shard, None)
-        code = int(result[0])
-        if code < 0:
-            try:
-                check(code)
-            except errors.InventoryError as exc:
-                if code == SlotCode.SALES_CLOSED:
-                    raise
-                raise SeriesRefused(exc, int(result[1])) from exc
-        return SeriesHold(
-            hold_ids=tuple(hold_ids),
-            deadline_ms=int(result[1]),
-            state="held" if code == SlotCode.OK else str(result[2]),
-            replay=code == SlotCode.REPLAY,
-        )
+        result = await self.series.call(self._hold, keys, args, shard, None)
+        return series_hold_from(result, hold_ids)
 
 
 _ENGINES: weakref.WeakKeyDictionary[SlotEngine, CooledSeries] = weakref.WeakKeyDictionary()
