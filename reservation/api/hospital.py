@@ -12,11 +12,11 @@ from reservation.api import hospital_schemas as hs
 from reservation.api.citizen import PEOPLE
 from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address
-from reservation.api.routing import Call, Route, json_response
+from reservation.api.routing import Call, Route, json_response, read_csv
 from reservation.auth import Role
 from reservation.domain.clock import iso
 from reservation.domain.hospital import HospitalPolicy, cancel_deadline
-from reservation.errors import BodyTooLarge, NotFound, UnsupportedMediaType, ValidationFailed
+from reservation.errors import NotFound, ValidationFailed
 from reservation.store import catalog
 from reservation.store import hospital as store
 from reservation.workflows import (
@@ -357,13 +357,9 @@ async def hospital_publish_json(call: Call) -> web.Response:
 
 async def hospital_publish_csv(call: Call) -> web.Response:
     provider_id = await _hospital_of(call)
-    request = call.request
-    if request.content_type not in ("text/csv", "text/plain"):
-        raise UnsupportedMediaType("Send the schedule as text/csv.")
+    raw = await read_csv(call.request, "schedule")
     try:
-        text = await request.text()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise BodyTooLarge() from exc
+        text = raw.decode(call.request.charset or "utf-8")
     except UnicodeDecodeError as exc:
         raise ValidationFailed(
             "The CSV is not valid UTF-8.", errors=[{"row": 0, "field": "body", "message": str(exc)}]

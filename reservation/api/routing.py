@@ -105,6 +105,17 @@ async def read_json(request: web.Request) -> Any:
         raise MalformedJson(f"The request body is not valid JSON: {exc}") from exc
 
 
+async def read_csv(request: web.Request, what: str) -> bytes:
+    """The raw body of a CSV upload (text/csv or text/plain); ``what`` names it in the
+    415 answer. Decoding is the caller's: the upload routes answer bad text differently."""
+    if request.content_type not in ("text/csv", "text/plain"):
+        raise UnsupportedMediaType(f"Send the {what} as text/csv.")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyTooLarge() from exc
+
+
 def _validate(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:
     try:
         return model.model_validate(data)

@@ -16,15 +16,13 @@ from aiohttp import web
 
 from reservation.api import vaccine_schemas as vs
 from reservation.api.headers import idempotency_key
-from reservation.api.routing import Call, Route, json_response
+from reservation.api.routing import Call, Route, json_response, read_csv
 from reservation.api.serialize import iso
 from reservation.auth import Principal, Role
 from reservation.domain.clock import CHINA, from_ms
 from reservation.domain.identity import InvalidIdNumber, parse_resident_id
 from reservation.errors import (
-    BodyTooLarge,
     NotFound,
-    UnsupportedMediaType,
     ValidationFailed,
 )
 from reservation.store import catalog
@@ -360,13 +358,7 @@ async def publish_json(call: Call) -> web.Response:
 
 
 async def publish_csv(call: Call) -> web.Response:
-    request = call.request
-    if request.content_type not in ("text/csv", "text/plain"):
-        raise UnsupportedMediaType("Send the sessions as text/csv.")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise BodyTooLarge() from exc
+    raw = await read_csv(call.request, "sessions")
     try:
         # utf-8-sig: spreadsheets often save UTF-8 with a byte-order mark.
         reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))

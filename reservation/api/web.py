@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inventory.queue_keys import QueueKeys
 from reservation.api.provider import STAFF, provider_of
-from reservation.api.routing import Call, Route, json_response
+from reservation.api.routing import Call, Route, json_response, read_csv
 from reservation.auth import Role
 from reservation.domain.clock import from_ms, iso
-from reservation.errors import BodyTooLarge, NotFound, UnsupportedMediaType, ValidationFailed
+from reservation.errors import NotFound, ValidationFailed
 from reservation.fairness import audit
 from reservation.store import catalog
 from reservation.web.csv_slots import parse_slots_csv
@@ -133,12 +133,7 @@ async def whoami(call: Call) -> web.Response:
 
 async def publish_slots_csv(call: Call) -> web.Response:
     provider_id = await provider_of(call)
-    if call.request.content_type not in ("text/csv", "text/plain"):
-        raise UnsupportedMediaType("Send the file as text/csv.")
-    try:
-        raw = await call.request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise BodyTooLarge() from exc
+    raw = await read_csv(call.request, "file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
