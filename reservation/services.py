@@ -7,6 +7,7 @@ every entry point wires things the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +24,11 @@ from inventory.seat_engine import SeatEngine
 from inventory.slot_engine import SlotEngine
 from inventory.waitlist_engine import Freeing  # waitlist (issue 5)
 from reservation.auth import Authenticator, TokenSigner
-from reservation.domain.bookings import BookingRow
 from reservation.domain.clock import Clock, system_clock
 from reservation.fairness.waiting_room import WaitingRoom  # fairness (issue 5)
 from reservation.metrics import Metrics
 from reservation.settings import Settings, SettingsError
-from reservation.store.bookings import upsert_bookings
+from reservation.store.bookings import FencedBooking, upsert_bookings_fenced
 from reservation.store.db import create_pool, is_transient
 from reservation.store.group_commit import GroupCommit
 
@@ -43,7 +43,7 @@ class Services:
     gate: AccountGate
     seats: SeatEngine
     # Confirmed bookings, committed together with those of concurrent requests.
-    booking_commits: GroupCommit[BookingRow]
+    booking_commits: GroupCommit[FencedBooking]  # the confirms' commits (epoch-fenced)
     auth: Authenticator
     metrics: Metrics
     clock: Clock
@@ -94,9 +94,9 @@ async def open_services(
     keys = Keys(prefix=settings.key_prefix, shard_count=settings.shard_count)
     # One pipelining script client per process, shared by the engine and the gate.
     calls = ScriptClient(client)
-    commits: GroupCommit[BookingRow] = GroupCommit(
+    commits: GroupCommit[FencedBooking] = GroupCommit(
         pool,
-        upsert_bookings,
+        functools.partial(upsert_bookings_fenced, prefix=keys.prefix),
         retry_alone=lambda exc: not is_transient(exc),
         # --- speed (issue 7): one executemany is atomic by itself (no BEGIN/COMMIT)
         transaction=False,

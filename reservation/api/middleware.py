@@ -14,10 +14,10 @@ from typing import Any
 import redis.exceptions
 from aiohttp import web
 
-from inventory.errors import FairseatError
+from inventory.errors import FairseatError, SalesClosed
 from reservation.api.routing import SERVICES, json_response
 from reservation.errors import Overloaded, StoreUnavailable
-from reservation.store.db import is_transient
+from reservation.store.db import is_fenced_out, is_transient
 
 log = logging.getLogger("fairseat.http")
 
@@ -52,6 +52,16 @@ def error_response(exc: FairseatError, request_id: str) -> web.Response:
     return json_response(body, status=exc.http_status, headers=headers)
 
 
+def _rebuilt_meanwhile(exc: BaseException) -> bool:
+    """A commit the epoch fence refused (workflows.epoch_fence), raised as is or as the
+    cause of a StoreUnavailable: answered as what it is, sales closed for a rebuild."""
+    return is_fenced_out(exc) or (
+        isinstance(exc, StoreUnavailable)
+        and exc.__cause__ is not None
+        and is_fenced_out(exc.__cause__)
+    )
+
+
 def _backend_error(exc: BaseException) -> str | None:
     if isinstance(exc, REDIS_TRANSIENT):
         return "redis"
@@ -77,7 +87,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         response = await handler(request)
     except FairseatError as exc:
-        return error_response(exc, request_id)
+        return error_response(SalesClosed() if _rebuilt_meanwhile(exc) else exc, request_id)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -85,6 +95,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         body = {"code": code, "message": exc.reason, "request_id": request_id}
         return json_response(body, status=exc.status, headers={"X-Request-Id": request_id})
     except Exception as exc:
+        if _rebuilt_meanwhile(exc):
+            return error_response(SalesClosed(), request_id)
         backend = _backend_error(exc)
         if backend is not None:
             request.app[SERVICES].metrics.backend_errors.labels(backend).inc()

@@ -25,6 +25,17 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE bookings.state_rank < EXCLUDED.state_rank
 """
 
+# The request path's confirm: the same upsert, committed only if the inventory's epoch is
+# still $14 (store.inventory_state.fence; raises FS001 otherwise). INSERT ... SELECT so the
+# fence is part of the one statement: the group commit sends no BEGIN/COMMIT of its own.
+UPSERT_BOOKING_FENCED = UPSERT_BOOKING.replace(
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    "SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::smallint, $7::text,"
+    " $8::timestamptz, $9::timestamptz, $10::timestamptz, $11::timestamptz, $12::text"
+    " WHERE inventory_fence($13::text, $14::text)",
+)
+assert UPSERT_BOOKING_FENCED != UPSERT_BOOKING
+
 # States only move forward (domain.bookings.TICKET_STATE_RANK); times, codes and change
 # links are filled once and then kept, so a row written from a later event first still gets
 # the earlier event's facts when that one is replayed.
@@ -83,6 +94,19 @@ def _booking_args(row: BookingRow) -> tuple[Any, ...]:
 async def upsert_bookings(conn: Any, rows: Sequence[BookingRow]) -> None:
     if rows:
         await conn.executemany(UPSERT_BOOKING, [_booking_args(r) for r in rows])
+
+
+FencedBooking = tuple[BookingRow, str]
+"""A row and the epoch its Redis change was made under (see ``inventory_state.fence``)."""
+
+
+async def upsert_bookings_fenced(conn: Any, rows: Sequence[FencedBooking], *, prefix: str) -> None:
+    """``upsert_bookings``, atomic (one ``executemany``), all or none: each row only under
+    its own epoch."""
+    if rows:
+        await conn.executemany(
+            UPSERT_BOOKING_FENCED, [(*_booking_args(r), prefix, epoch) for r, epoch in rows]
+        )
 
 
 def _ticket_args(row: TicketRow) -> tuple[Any, ...]:

@@ -12,6 +12,9 @@ import orjson
 # shutdown), 58 (system error): the database cannot serve us now; the same call may work
 # later. Everything else is about the statement or the data.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+# The epoch fence refused a commit: a rebuild started after the change was made in Redis
+# (migration 0014). The same request, retried, runs against the rebuilt inventory.
+FENCE_SQLSTATE = "FS001"
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -22,10 +25,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def is_fenced_out(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate == FENCE_SQLSTATE
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", "") or ""
-        return state[:2] in _TRANSIENT_SQLSTATE_CLASSES
+        return state[:2] in _TRANSIENT_SQLSTATE_CLASSES or state == FENCE_SQLSTATE
     if isinstance(exc, asyncpg.InterfaceError):
         # Client-side errors: a bad argument (its DataError subclass) is about the data and
         # never heals; a closed connection or pool does once the database is back.

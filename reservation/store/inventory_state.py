@@ -28,17 +28,29 @@ async def unlock_rebuild(conn: Any, prefix: str) -> None:
 
 
 async def begin_rebuild(conn: Any, prefix: str) -> int:
-    """Close sales under a new epoch number; returns it."""
-    epoch: int = await conn.fetchval(
-        """INSERT INTO inventory_epochs (key_prefix, epoch, open, reason)
-           VALUES ($1, 1, false, 'rebuilding')
-           ON CONFLICT (key_prefix) DO UPDATE
-           SET epoch = inventory_epochs.epoch + 1, open = false, reason = 'rebuilding',
-               changed_at = now()
-           RETURNING epoch""",
-        prefix,
-    )
+    """Close sales under a new epoch number; returns it. Waits for the fenced commits in
+    flight (``fence``) and makes later ones fail: the rebuild reads Postgres after this."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(inventory_epoch_lock_key($1))", prefix)
+        epoch: int = await conn.fetchval(
+            """INSERT INTO inventory_epochs (key_prefix, epoch, open, reason)
+               VALUES ($1, 1, false, 'rebuilding')
+               ON CONFLICT (key_prefix) DO UPDATE
+               SET epoch = inventory_epochs.epoch + 1, open = false, reason = 'rebuilding',
+                   changed_at = now()
+               RETURNING epoch""",
+            prefix,
+        )
     return epoch
+
+
+async def fence(conn: Any, prefix: str, epoch: str) -> None:
+    """Inside a transaction: commit only if the inventory's epoch is still ``epoch`` (the
+    one the Redis change was made under; '' for none). Raises asyncpg's error with
+    SQLSTATE ``FS001`` otherwise (``db.is_transient``: 503, and the retry runs against the
+    rebuilt Redis). See migration 0014."""
+    if epoch:
+        await conn.execute("SELECT inventory_fence($1, $2)", prefix, epoch)
 
 
 async def finish_rebuild(conn: Any, prefix: str, epoch: int, run_ids: Sequence[str]) -> bool:

@@ -55,7 +55,8 @@ async def list_dead_letters(services: Services, limit_per_shard: int = 1000) -> 
 
 async def replay_dead_letters(services: Services) -> ReplayReport:
     report = ReplayReport()
-    writer = Persister(services, consumer="dead-letter-replay", shards=[])
+    # Unfenced: an operator's replay of entries Redis kept (write_entry reads no stream).
+    writer = Persister(services, consumer="dead-letter-replay", shards=[], fenced=False)
     for letter in await list_dead_letters(services):
         try:
             await writer.write_entry(letter.entry())

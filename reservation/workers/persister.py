@@ -42,7 +42,9 @@ from reservation.domain.bookings import (
 from reservation.notifications.recording import record_for_events  # --- notifications
 from reservation.services import Services
 from reservation.store import bookings as booking_store
-from reservation.store.db import is_transient
+from reservation.store.db import is_fenced_out, is_transient
+from reservation.store.inventory_state import fence
+from reservation.workflows.epoch_fence import write_epoch
 
 log = logging.getLogger("fairseat.persister")
 
@@ -86,6 +88,12 @@ class Persister:
     batch_size: int = 500
     dead_letter_after: int = 5
     claim_idle_ms: int = 30_000
+    # Fence each pass's transactions by the epoch read before it read Redis (see
+    # workflows.epoch_fence): a batch read before a rebuild started and written after the
+    # rebuild read Postgres is refused, since the rebuild drained those entries itself,
+    # or Redis lost them with what they describe. Off for the rebuild's own drain.
+    fenced: bool = True
+    _epoch: str = ""
     _failures: dict[str, int] = field(default_factory=dict)
     _last_claim: float = 0.0
     _groups_ready: bool = False
@@ -325,6 +333,7 @@ class Persister:
         self, events: list[EventRow], bookings: list[BookingRow], tickets: list[TicketRow]
     ) -> None:
         async with self.services.pool.acquire() as conn, conn.transaction():
+            await fence(conn, self.services.keys.prefix, self._epoch)
             await booking_store.insert_events(conn, events)
             await booking_store.upsert_bookings(conn, latest_per_booking(bookings))
             await booking_store.upsert_tickets(conn, merge_tickets(tickets))
@@ -432,6 +441,7 @@ class Persister:
         background loop uses them; a pass called by hand reads every shard at once)."""
         if not self._groups_ready:
             await self.ensure_groups()
+        self._epoch = await write_epoch(self.services, reload=True) if self.fenced else ""
         total = PassResult()
         entries: list[Entry] = []
         # Whether own pending entries may outlive this pass. History ("0") comes one page
@@ -473,6 +483,8 @@ class Persister:
                 )
                 backoff = 0.1
             except Exception as exc:
+                if is_fenced_out(exc) and self.services.slots.guard is not None:
+                    self.services.slots.guard.invalidate()  # a rebuild: read the new epoch
                 if not (is_transient(exc) or isinstance(exc, redis.exceptions.RedisError)):
                     log.exception("persister pass failed")
                 else:

@@ -12,6 +12,7 @@ from typing import Any
 
 from inventory.errors import HoldNotLive
 from reservation.services import Services
+from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.train_orders import (
     AlreadyPaid,
     engine,
@@ -23,6 +24,7 @@ from reservation.workflows.train_orders import (
 
 
 async def cancel_order(services: Services, *, account_id: str, order_id: str) -> dict[str, Any]:
+    epoch = await write_epoch(services)  # before anything is read from Redis
     info = await live_hold(services, account_id, order_id)
     if info.state in ("confirmed", "changed"):
         raise AlreadyPaid(order_id=order_id)
@@ -39,8 +41,10 @@ async def cancel_order(services: Services, *, account_id: str, order_id: str) ->
         state = info.state  # cancelled or expired already: nothing more to do
     if state != "cancelled":
         if state == "expired":
-            await write_rows(services, rows_from_hold(services, info, "expired", at_ms=now))
+            await write_rows(
+                services, rows_from_hold(services, info, "expired", at_ms=now), epoch=epoch
+            )
             return await order_view(services, account_id, order_id)
         raise HoldNotLive(state=state)
-    await write_rows(services, rows_from_hold(services, info, "cancelled", at_ms=now))
+    await write_rows(services, rows_from_hold(services, info, "cancelled", at_ms=now), epoch=epoch)
     return await order_view(services, account_id, order_id)

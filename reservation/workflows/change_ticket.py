@@ -25,6 +25,7 @@ from inventory.errors import InventoryError
 from reservation.errors import NotFound
 from reservation.payments import PaymentStatus
 from reservation.services import Services
+from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.hold_tickets import check_class, check_overlaps, trip
 from reservation.workflows.train_inventory import ensure_run_loaded, get_run, require_on_sale
 from reservation.workflows.train_orders import (
@@ -84,6 +85,7 @@ async def change_order(
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     """Every ticket of a paid order moves together (seats side by side when possible)."""
+    epoch = await write_epoch(services)  # before anything is read from Redis
     hold_id = order_id
     rows = await ticket_rows(services, account_id=account_id, hold_ids=[hold_id])
     if not rows or (only is not None and all(r["passenger_no"] != only for r in rows)):
@@ -185,5 +187,6 @@ async def change_order(
                     services, new_info, "confirmed", at_ms=now, price=new_price, change_of=hold_id
                 ),
             ],
+            epoch=epoch,
         )
         return await order_view(services, account_id, new_id)

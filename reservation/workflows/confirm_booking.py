@@ -1,7 +1,8 @@
 """A citizen pays for a held slot: the sale is committed in Postgres before we say so.
 
 Always: Lua moves the hold to confirmed only while it is live; then the booking row is
-upserted in Postgres; only after that commit does the citizen hear "confirmed". If
+upserted in Postgres, fenced by the epoch (a rebuild in between refuses it: 503, retry;
+see epoch_fence); only after that commit does the citizen hear "confirmed". If
 Postgres is down the answer is 503 and the same request, retried, completes it (the Lua
 call answers it as a replay); the place stays the citizen's and is never sold twice.
 """
@@ -9,6 +10,7 @@ call answers it as a replay); the place stays the citizen's and is never sold tw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from inventory.errors import InventoryError, NotFoundInInventory, NotOwner
 from inventory.slot_engine import ConfirmedHold
@@ -17,9 +19,11 @@ from reservation.domain.clock import from_ms
 from reservation.errors import StoreUnavailable
 from reservation.services import Services
 from reservation.store.db import is_transient
+from reservation.workflows.epoch_fence import write_epoch
 
 
 async def confirm_booking(services: Services, *, account_id: str, hold_id: str) -> ConfirmedHold:
+    epoch = await write_epoch(services)  # before the Redis change (see epoch_fence)
     try:
         confirmed = await services.slots.confirm(
             hold_id=hold_id, account_id=account_id, now_ms=services.clock()
@@ -50,10 +54,21 @@ async def confirm_booking(services: Services, *, account_id: str, hold_id: str) 
     # answer, and a retry after either failed redoes both (each is idempotent).
     released, committed = await asyncio.gather(
         services.gate.release(account_id=account_id, hold_id=hold_id),
-        services.booking_commits.submit(row),
+        services.booking_commits.submit((row, epoch)),
         return_exceptions=True,
     )
     if isinstance(committed, BaseException):
+        if not confirmed.replay and not isinstance(released, BaseException):
+            # Not confirmed after all: the hold counts against the cap again until the
+            # retry confirms it (best effort: it also stops counting at its deadline).
+            with contextlib.suppress(Exception):
+                await services.gate.reserve(
+                    account_id=account_id,
+                    hold_id=hold_id,
+                    now_ms=services.clock(),
+                    deadline_ms=confirmed.deadline_ms,
+                    cap=services.settings.max_live_holds_per_account,
+                )
         if isinstance(committed, Exception) and is_transient(committed):
             services.metrics.confirms.labels("slot", "store_unavailable").inc()
             raise StoreUnavailable() from committed

@@ -34,6 +34,7 @@ from reservation.errors import NotFound, ValidationFailed
 from reservation.services import Services
 from reservation.store import bookings as booking_store
 from reservation.store import passengers as passenger_store
+from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.fairness_gate import fairness_gate
 from reservation.workflows.train_inventory import (
     ensure_run_loaded,
@@ -152,6 +153,7 @@ async def hold_tickets(
     hold_id = seats.keys.hold_id(run.run_id, account_id, key)
     now = services.clock()
 
+    epoch = await write_epoch(services)  # before anything is read from Redis
     # A retry of an order that exists is answered with it, whatever happened since.
     try:
         existing = await live_hold(services, account_id, hold_id)
@@ -232,7 +234,7 @@ async def hold_tickets(
             # of them and before the lock goes: the overlap rule and the order list read
             # them. Forward-only, so a replay is harmless.
             rows = rows_from_hold(services, existing, "held", at_ms=now, price=price)
-            await write_rows(services, rows)
+            await write_rows(services, rows, epoch=epoch)
         return HeldOrder(held, price)
     held = SeatHold(
         hold_id=existing.hold_id,
@@ -245,5 +247,6 @@ async def hold_tickets(
         state=existing.state,
         replayed=True,
     )
-    await write_rows(services, rows_from_hold(services, existing, "held", at_ms=now, price=price))
+    rows = rows_from_hold(services, existing, "held", at_ms=now, price=price)
+    await write_rows(services, rows, epoch=epoch)
     return HeldOrder(held, price)

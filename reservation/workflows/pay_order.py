@@ -20,6 +20,7 @@ from typing import Any
 from inventory.errors import HoldExpired, HoldNotLive, InventoryError
 from reservation.payments import PaymentStatus
 from reservation.services import Services
+from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.train_inventory import get_run
 from reservation.workflows.train_orders import (
     NotPaid,
@@ -40,6 +41,7 @@ async def pay_order(
 ) -> dict[str, Any]:
     """``attempt_key`` (the client's Idempotency-Key, if any) names the payment attempt: a
     retry with the same key never charges twice; after a decline, a new key tries again."""
+    epoch = await write_epoch(services)  # before anything is read from Redis
     info = await live_hold(services, account_id, order_id)
     run, _ = await get_run(services, info.run_id)
     price = price_fen(run, info.seat_class, *info.segments)
@@ -69,8 +71,6 @@ async def pay_order(
             dup_key = f"refund-duplicate|{key}"
             dup = await provider.refund(order_id, charge.amount_fen, dup_key)
             await record_payment(services, dup, dup_key)
-        # A paid hold no longer counts against the account's cap of unpaid holds.
-        await services.gate.release(account_id=account_id, hold_id=order_id)
         services.metrics.confirms.labels("seat", "confirmed").inc()
     elif info.state != "confirmed":
         raise HoldNotLive(state=info.state)
@@ -78,5 +78,9 @@ async def pay_order(
     await write_rows(
         services,
         rows_from_hold(services, info, "confirmed", at_ms=now, price=price),
+        epoch=epoch,
     )
+    # A paid hold no longer counts against the account's cap of unpaid holds. After the
+    # commit: a payment the epoch fence refused leaves the hold unpaid, and counted.
+    await services.gate.release(account_id=account_id, hold_id=order_id)
     return await order_view(services, account_id, order_id)

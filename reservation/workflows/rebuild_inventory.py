@@ -282,6 +282,7 @@ async def drain_outbox(services: Services, *, max_passes: int = 200) -> int:
         batch_size=services.settings.persister_batch_size,
         dead_letter_after=services.settings.persister_dead_letter_after,
         claim_idle_ms=0,  # take over entries pending anywhere: writing twice is harmless
+        fenced=False,  # the rebuild's own drain runs after the bump: it is what fences
     )
     written = 0
     quiet = 0

@@ -25,6 +25,8 @@ from reservation.notifications.recording import record_notes_now  # --- notifica
 from reservation.services import Services
 from reservation.store import bookings as booking_store
 from reservation.store.db import is_transient
+from reservation.store.inventory_state import fence
+from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.train_inventory import get_run
 from reservation.workflows.train_orders import (
     AlreadyChanged,
@@ -70,6 +72,7 @@ async def _refund_order(
     """The paid tickets of an order not refunded yet, or only its ``only``-th. While other
     tickets of the party stay live, the seat goes back alone (``SeatEngine.release_one``);
     the last live ones go back with the hold (``SeatEngine.cancel``)."""
+    epoch = await write_epoch(services)  # before anything is read from Redis
     hold_id = order_id
     rows = await ticket_rows(services, account_id=account_id, hold_ids=[hold_id])
     if only is not None:
@@ -134,6 +137,7 @@ async def _refund_order(
     fee_list = [fees.get(n) for n in range(1, max(places) + 1)]
     try:
         async with services.pool.acquire() as conn, conn.transaction():
+            await fence(conn, services.keys.prefix, epoch)
             await booking_store.mark_refunded(conn, hold_id, fee_list, from_ms(at_ms))
             # --- notifications (issue 6): the refund, with its amounts, in the same commit
             # (a paid order's seat `cancelled` event records nothing: this tells it).

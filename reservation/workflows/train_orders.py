@@ -43,6 +43,7 @@ from reservation.payments import PaymentProvider, SimulatedProvider
 from reservation.services import Services
 from reservation.store import bookings as booking_store
 from reservation.store.db import is_transient
+from reservation.store.inventory_state import fence
 from reservation.workflows.train_inventory import get_run, inventory
 
 # --- refusals (4xx, JSON via the error middleware) ----------------------------------------
@@ -268,11 +269,13 @@ def rows_from_hold(
     return rows
 
 
-async def write_rows(services: Services, rows: Sequence[TicketRow]) -> None:
-    """Upsert ticket rows, committed before returning; 503 on a transient Postgres error
-    (the same request retried completes it)."""
+async def write_rows(services: Services, rows: Sequence[TicketRow], *, epoch: str) -> None:
+    """Upsert ticket rows, committed before returning, only if no rebuild started since
+    ``epoch`` was read (before the Redis change they record: ``epoch_fence``); 503 on a
+    transient Postgres error or a refused fence (the same request retried completes it)."""
     try:
         async with services.pool.acquire() as conn, conn.transaction():
+            await fence(conn, services.keys.prefix, epoch)
             await booking_store.upsert_tickets(conn, rows)
             # --- notifications (issue 6): told in the same commit (same keys as the
             # persister's, so the later of the two records nothing). Not `held`: the hold

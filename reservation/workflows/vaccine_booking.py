@@ -56,6 +56,8 @@ from reservation.services import Services
 from reservation.store import vaccine as store
 from reservation.store.bookings import upsert_bookings
 from reservation.store.db import is_transient
+from reservation.store.inventory_state import fence
+from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.hold_slot import derive_hold_id
 from reservation.workflows.vaccine_people import NotEligible, Person, resolve_person
 
@@ -181,6 +183,9 @@ async def book(
             # caught by the script: refuse it here.
             raise IdempotencyKeyReused()
         async with conn.transaction():
+            # Fenced by the epoch the script will run under (see epoch_fence): a rebuild
+            # that starts meanwhile refuses this commit.
+            await fence(conn, services.keys.prefix, epoch)
             await store.lock_person(conn, person.hmac)
             given, live = await _history(
                 conn, person.hmac, product.code, now, exclude_series=series_id
@@ -339,6 +344,7 @@ async def confirm(services: Services, *, account_id: str, series_id: str) -> lis
     if not live:
         raise HoldNotLive()
     live.sort(key=lambda r: r["dose"])
+    epoch = await write_epoch(services)  # before the Redis change (see epoch_fence)
     try:
         done = await series_engine(services.slots).confirm(
             hold_ids=[r["id"] for r in live],
@@ -354,6 +360,7 @@ async def confirm(services: Services, *, account_id: str, series_id: str) -> lis
     await services.gate.release(account_id=account_id, hold_id=live[0]["id"])
     try:
         async with services.pool.acquire() as conn, conn.transaction():
+            await fence(conn, services.keys.prefix, epoch)
             await _commit_confirmed(services, conn, live, done.held_ms, done.confirmed_ms, now)
     except Exception as exc:
         if is_transient(exc):
@@ -527,6 +534,7 @@ async def reschedule(
             raise Conflict("The appointment is already in this slot.", reason="same_slot")
         later = sorted((r for r in _live(series_rows, now) if r["dose"] > appt["dose"]), key=_dose)
         async with conn.transaction():
+            await fence(conn, services.keys.prefix, epoch)  # as in ``book``
             await store.lock_person(conn, person.hmac)
             given, live = await _history(conn, person.hmac, product.code, now)
             earlier = [a["day"] for a in live if a["dose"] < appt["dose"]]

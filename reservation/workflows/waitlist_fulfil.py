@@ -26,6 +26,7 @@ from reservation.fairness import audit
 from reservation.notifications.record import NotificationKind, record_notification
 from reservation.services import Services
 from reservation.store import waitlist as store
+from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.hold_slot import derive_hold_id
 from reservation.workflows.hold_tickets import check_overlaps, trip
 from reservation.workflows.train_inventory import ensure_run_loaded, get_run, require_on_sale
@@ -203,12 +204,14 @@ async def fulfil_train(
 
 async def _tickets(services: Services, hold_id: str, now: int) -> None:
     """The held tickets with their fare, as hold_tickets writes them."""
+    epoch = await write_epoch(services)  # before the hold is read from Redis
     info = await engine(services).get_hold(hold_id)
     if info is None:
         return
     run, _ = await get_run(services, info.run_id)
     price = price_fen(run, info.seat_class, *info.segments)
-    await write_rows(services, rows_from_hold(services, info, "held", at_ms=now, price=price))
+    rows = rows_from_hold(services, info, "held", at_ms=now, price=price)
+    await write_rows(services, rows, epoch=epoch)
 
 
 async def settle_offer(services: Services, order: dict[str, Any]) -> bool:
