@@ -167,8 +167,11 @@ async def mark_refunded(
 INSERT_PAYMENT = """
 INSERT INTO payments (id, order_id, kind, amount_fen, provider, status, idempotency_key)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT DO NOTHING
 """
+# No conflict target: the provider's id is a unique key too. Two requests recording the
+# same answer at once (a retry racing its original) conflict on whichever index is checked
+# first, and with a target only that one is tolerated: the other raised (a 500).
 
 
 async def record_payment(

@@ -13,6 +13,7 @@ released (kept on the hold's record), so it asks the provider for the same amoun
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,11 @@ async def refund_order(
     and a 改签 of the same order never interleave (PersonLocks, see change_ticket)."""
     rows = await ticket_rows(services, account_id=account_id, hold_ids=[order_id])
     people = sorted({r["person_hmac"] for r in rows})
-    async with services.gate.people.holding(people, owner=f"refund:{order_id}:{only}"):
+    # The owner names this attempt: two refunds of one order at once must not share the
+    # locks (person_lock.lua lets its owner take a lock again), or both would release
+    # seats and record the same payment concurrently.
+    owner = f"refund:{order_id}:{only}:{secrets.token_hex(8)}"
+    async with services.gate.people.holding(people, owner=owner):
         return await _refund_order(services, account_id=account_id, order_id=order_id, only=only)
 
 

@@ -611,3 +611,42 @@ async def test_a_ticket_refund_racing_the_orders_change_never_moves_a_refunded_s
             assert refunded == 409 and (new_tickets, refunded_rows) == (3, 0)
     assert await api.services.seats.audit(g1, "second") == []
     assert await api.services.seats.audit(g3, "second") == []
+
+
+async def test_refunds_of_one_order_at_once_take_turns(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two refunds of the same order (or ticket) at once run one after the other under the
+    passengers' locks: each attempt owns its locks, so the second sees the first's result
+    instead of releasing seats and recording the same payment alongside it."""
+    day = await setup(api)
+    g1 = f"G1-{day:%Y%m%d}"
+    me = await citizen(api, extra=1)
+    provider = config(api.services).payments
+    assert isinstance(provider, SimulatedProvider)
+    party = await call(api, "POST", "/v1/orders", me, order_body(g1, me["pax"]), 201)
+    await call(api, "POST", f"/v1/orders/{party['id']}/pay", me, key="pay")
+    inside, most = 0, 0
+    refund = provider.refund
+
+    async def slow_refund(order_id: str, amount_fen: int, key: str) -> Any:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.05)  # a provider's round trip: the other attempt runs now
+        try:
+            return await refund(order_id, amount_fen, key)
+        finally:
+            inside -= 1
+
+    monkeypatch.setattr(provider, "refund", slow_refund)
+    for path in (f"/v1/tickets/{party['id']}.1/refund", f"/v1/orders/{party['id']}/refund"):
+        answers = await asyncio.gather(*(call(api, "POST", path, me) for _ in range(2)))
+        assert answers[0] == answers[1]
+    assert most == 1
+    assert await left(api, g1) == 15
+    async with api.services.pool.acquire() as conn:
+        kinds = await conn.fetch(
+            "SELECT kind FROM payments WHERE order_id = $1 ORDER BY kind", party["id"]
+        )
+    assert [r["kind"] for r in kinds] == ["charge", "refund", "refund"]
