@@ -35,11 +35,20 @@ log = logging.getLogger("fairseat.serve")
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask the kernel to signal this process when its parent dies (Linux only)."""
+def die_with_parent(parent: int | None = None, sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to signal this process when its parent dies (Linux only).
+
+    First ``sig`` gets its default action back: a forked worker inherits the supervisor's
+    handler, which only sets a flag, so a parent that died while the worker was still
+    starting (before it installs its own handler) left it running, an orphan listening on
+    the port. ``parent``: the pid that forked us; if it is gone already (it died between
+    the fork and the prctl, so no signal will come), exit now."""
+    signal.signal(sig, signal.SIG_DFL)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def dev_secrets(settings: Settings) -> Settings:
@@ -161,9 +170,9 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_http_worker(settings: Settings, index: int) -> None:
+def run_http_worker(settings: Settings, index: int, parent: int | None = None) -> None:
     """One HTTP worker process: its own event loop, sharing the port via SO_REUSEPORT."""
-    die_with_parent()
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _install_uvloop()
     from aiohttp import web
@@ -268,8 +277,8 @@ async def run_background(
         await asyncio.gather(*tasks)
 
 
-def run_background_process(settings: Settings) -> None:
-    die_with_parent()
+def run_background_process(settings: Settings, parent: int | None = None) -> None:
+    die_with_parent(parent)
     if settings.background_nice:
         os.nice(min(settings.background_nice, 19))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -335,10 +344,11 @@ def serve(settings: Settings, *, out: Callable[[str], None] = print) -> int:
             out(f"  Postgres: {ready.database_url}\n  Redis:    {ready.redis_url}")
         creds = asyncio.run(prepare(ready))
         ctx = multiprocessing.get_context("fork")
+        me = os.getpid()
         children = [
             Child(
                 f"http-{i}",
-                ctx.Process(target=run_http_worker, args=(ready, i), name=f"fairseat-http-{i}"),
+                ctx.Process(target=run_http_worker, args=(ready, i, me), name=f"fairseat-http-{i}"),
             )
             for i in range(ready.workers)
         ]
@@ -347,7 +357,9 @@ def serve(settings: Settings, *, out: Callable[[str], None] = print) -> int:
                 Child(
                     "background",
                     ctx.Process(
-                        target=run_background_process, args=(ready,), name="fairseat-background"
+                        target=run_background_process,
+                        args=(ready, me),
+                        name="fairseat-background",
                     ),
                 )
             )

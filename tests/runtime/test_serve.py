@@ -172,11 +172,30 @@ async def test_serve_embedded_books_into_postgres_and_stops_cleanly(served: Serv
 
 @pytest.mark.timeout(180)
 def test_servers_die_with_a_killed_supervisor(served: Served) -> None:
+    """The servers, the HTTP workers and the background process: nothing outlives it
+    (HTTP workers once did, still listening, when the kill came while one was starting)."""
     pids = [served.runtime["postgres_pid"], served.runtime["redis_pid"]]
-    assert all(_alive(p) for p in pids)
+    children = Path(f"/proc/{served.proc.pid}/task/{served.proc.pid}/children").read_text()
+    workers = [int(p) for p in children.split() if int(p) not in pids]
+    assert len(workers) == 3  # two HTTP workers and the background process
+    assert all(_alive(p) for p in pids + workers)
     served.proc.kill()
     served.proc.wait()
-    assert _wait_gone(pids) == []
+    assert _wait_gone(pids + workers) == []
+
+
+def test_a_worker_whose_parent_is_gone_exits_at_once() -> None:
+    """The fork/prctl race: a worker whose parent died before it asked for the parent-death
+    signal would never get one; it must notice and exit instead of serving on."""
+    script = (
+        "from reservation.runtime.serve import die_with_parent\n"
+        "die_with_parent(parent=1)\n"  # not our parent: as if it had died already
+        "print('still running')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (1, "")
 
 
 @pytest.mark.timeout(240)
