@@ -42,36 +42,8 @@ if (mode == 'cancel' or mode == 'change' or mode == 'release_one') and acct ~= a
 end
 
 -- Decide first; Lua has no rollback. (The same decisions as seat_release.)
-local target
-if mode == 'cancel' then
-  if state == 'held' and change_of ~= '' and extra ~= '1' then return {CHANGE_PENDING} end
-  if state ~= 'held' and state ~= 'confirmed' then return {REPLAY, state} end
-  target = 'cancelled'
-elseif mode == 'expire' then
-  if state ~= 'held' then return {REPLAY, state} end
-  if not now or now < tonumber(h[7]) then return {NOT_DUE} end
-  if change_of ~= '' and extra ~= '1' then return {CHANGE_PENDING} end
-  target = 'expired'
-elseif mode == 'change' and extra ~= '' then
-  if state == 'changed' and h[9] == extra then return {REPLAY, 'changed'} end
-  if state == 'changed' then return {HOLD_NOT_LIVE, state} end
-  if redis.call('HEXISTS', KEYS[4], 'abort:' .. extra) == 1 then return {CHANGE_ABORTED} end
-  if state ~= 'confirmed' then return {HOLD_NOT_LIVE, state} end
-  target = 'changed'
-elseif mode == 'release_one' then
-  if state ~= 'confirmed' then return {HOLD_NOT_LIVE, state} end
-  local k, n = tonumber(extra), select(2, string.gsub(h[6], '[^,]+', ''))
-  if not k or k < 1 or k > n or k % 1 ~= 0 then return {BAD_REQUEST} end
-  if string.find(gone, ',' .. k .. ',', 1, true) then return {REPLAY, 'released_one'} end
-  if n - select(2, string.gsub(gone, '%d+', '')) <= 1 then return {BAD_REQUEST} end
-  extra, target = tostring(k), 'released_one'
-else
-  return {BAD_REQUEST}
-end
-local function frees(i)
-  if target == 'released_one' then return tostring(i) == extra end
-  return not string.find(gone, ',' .. i .. ',', 1, true)
-end
+local hold_key = KEYS[4]
+-- include: seat_release_decision
 
 local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
 if meta[2] ~= h[10] or meta[3] ~= h[11] then

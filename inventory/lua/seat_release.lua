@@ -46,45 +46,18 @@ if (mode == 'cancel' or mode == 'change' or mode == 'release_one') and acct ~= a
   return {HOLD_NOT_FOUND}
 end
 
--- Decide first; Lua has no rollback.
-local target
-if mode == 'cancel' then
-  if state == 'held' and change_of ~= '' and extra ~= '1' then return {CHANGE_PENDING} end
-  if state ~= 'held' and state ~= 'confirmed' then return {REPLAY, state} end
-  target = 'cancelled'
-elseif mode == 'expire' then
-  if state ~= 'held' then return {REPLAY, state} end
-  if not now or now < tonumber(h[7]) then return {NOT_DUE} end
-  if change_of ~= '' and extra ~= '1' then return {CHANGE_PENDING} end
-  target = 'expired'
-elseif (mode == 'change' or mode == 'abort_change') and extra ~= '' then
-  -- The old ticket is where a change is decided; the first decision stands.
+-- abort_change: record that a pending change will never commit; the first decision at
+-- the old ticket stands (a change that committed is not aborted).
+if mode == 'abort_change' and extra ~= '' then
   if state == 'changed' and h[9] == extra then return {REPLAY, 'changed'} end
-  if state == 'changed' and mode == 'change' then return {HOLD_NOT_LIVE, state} end
-  local aborted = redis.call('HEXISTS', KEYS[9], 'abort:' .. extra) == 1
-  if mode == 'abort_change' then
-    if aborted then return {REPLAY, 'aborted'} end
-    redis.call('HSET', KEYS[9], 'abort:' .. extra, ARGV[1])
-    return {OK, 'aborted'}
-  end
-  if aborted then return {CHANGE_ABORTED} end
-  if state ~= 'confirmed' then return {HOLD_NOT_LIVE, state} end
-  target = 'changed'
-elseif mode == 'release_one' then
-  if state ~= 'confirmed' then return {HOLD_NOT_LIVE, state} end
-  local k, n = tonumber(extra), select(2, string.gsub(h[6], '[^,]+', ''))
-  if not k or k < 1 or k > n or k % 1 ~= 0 then return {BAD_REQUEST} end
-  if string.find(gone, ',' .. k .. ',', 1, true) then return {REPLAY, 'released_one'} end
-  if n - select(2, string.gsub(gone, '%d+', '')) <= 1 then return {BAD_REQUEST} end
-  extra, target = tostring(k), 'released_one'
-else
-  return {BAD_REQUEST}
+  if redis.call('HEXISTS', KEYS[9], 'abort:' .. extra) == 1 then return {REPLAY, 'aborted'} end
+  redis.call('HSET', KEYS[9], 'abort:' .. extra, ARGV[1])
+  return {OK, 'aborted'}
 end
--- The places this call frees: one for release_one, else every place not gone already.
-local function frees(i)
-  if target == 'released_one' then return tostring(i) == extra end
-  return not string.find(gone, ',' .. i .. ',', 1, true)
-end
+
+-- Decide first; Lua has no rollback.
+local hold_key = KEYS[9]
+-- include: seat_release_decision
 
 -- The keys must be the hold's own unit, and each seat sold on [a, b) exactly as the hold
 -- says; otherwise nothing is written.
