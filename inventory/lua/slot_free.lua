@@ -35,28 +35,7 @@ local new_state = ARGV[4]
 if ARGV[7] ~= '' and redis.call('GET', KEYS[8]) ~= ARGV[7] then
   return {-12}
 end
-local h = redis.call('HMGET', hold_key, 'account', 'state', 'slot', 'person', 'deadline',
-  'held', 'idem', 'confirmed')
-if not h[1] then
-  return {-1}
-end
-if ARGV[3] ~= '' and h[1] ~= ARGV[3] then
-  return {-6}
-end
-if h[2] == 'cancelled' or h[2] == 'expired' then
-  return {1, h[2], h[3], h[4], ''}
-end
-if new_state == 'expired' then
-  if h[2] ~= 'held' then
-    redis.call('ZREM', deadlines_key, ARGV[2])
-    return {-7}
-  end
-  if now < tonumber(h[5]) then
-    return {-11}
-  end
-elseif new_state ~= 'cancelled' then
-  return {-7}
-end
+-- include: slot_release_decision
 
 redis.call('HSET', hold_key, 'state', new_state, 'ended', ARGV[1])
 local piece = ''

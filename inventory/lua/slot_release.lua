@@ -15,7 +15,7 @@ ARGV[5] reason (free text for the event)
 ARGV[6] the epoch the caller expects in the marker ('' = unguarded: tests and tools only)
 Returns:
   {0, state, slot_id, person}   released now
-  {1, state, slot_id, person}   already ended (nothing changed)
+  {1, state, slot_id, person, ''}   already ended (nothing changed)
   {-1} no such hold   {-6} not the caller's   {-7} not releasable this way
   {-11} expiry asked before the deadline
   {-12} sales closed (marker missing or not the expected epoch); checked first
@@ -27,29 +27,7 @@ local new_state = ARGV[4]
 if ARGV[6] ~= '' and redis.call('GET', KEYS[6]) ~= ARGV[6] then
   return {-12}
 end
-local h = redis.call('HMGET', hold_key, 'account', 'state', 'slot', 'person', 'deadline',
-  'held', 'idem', 'confirmed')
-if not h[1] then
-  return {-1}
-end
-if ARGV[3] ~= '' and h[1] ~= ARGV[3] then
-  return {-6}
-end
-if h[2] == 'cancelled' or h[2] == 'expired' then
-  return {1, h[2], h[3], h[4]}
-end
-if new_state == 'expired' then
-  -- Only a hold that was never paid expires, and only at its deadline.
-  if h[2] ~= 'held' then
-    redis.call('ZREM', deadlines_key, ARGV[2])
-    return {-7}
-  end
-  if now < tonumber(h[5]) then
-    return {-11}
-  end
-elseif new_state ~= 'cancelled' then
-  return {-7}
-end
+-- include: slot_release_decision
 
 redis.call('HSET', hold_key, 'state', new_state, 'ended', ARGV[1])
 if redis.call('EXISTS', slot_key) == 1 then

@@ -19,14 +19,18 @@ def test_the_seat_map_include_defines_what_its_header_promises() -> None:
         assert f"local function {function}(" in code
 
 
-def test_the_release_decision_is_shared_by_both_release_scripts() -> None:
+def test_the_release_decisions_are_shared_by_both_release_scripts() -> None:
     code = include_source("seat_release_decision")
     for name in ("seat_release", "seat_free"):
         assert code in script_source(name), name
     assert "local function frees(" in code and "local target\n" in code
+    code = include_source("slot_release_decision")
+    for name in ("slot_release", "slot_free"):
+        assert code in script_source(name), name
 
 
 def test_fragments_are_not_scripts() -> None:
     assert "seat_map" not in available_scripts()
     assert "seat_release_decision" not in available_scripts()
+    assert "slot_release_decision" not in available_scripts()
     assert {"seat_hold", "seat_release", "seat_uncool"} <= set(available_scripts())
