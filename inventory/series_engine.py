@@ -18,6 +18,7 @@ from inventory import errors
 from inventory.scripts import script_source
 from inventory.slot_codes import SlotCode, check
 from inventory.slot_engine import SlotEngine, shard_from_id
+from inventory.waitlist_keys import WaitlistKeys
 
 MAX_SERIES = 8
 
@@ -64,7 +65,7 @@ def _shard_of_all(ids: Sequence[str]) -> int:
 
 
 def series_hold_from(result: Any, hold_ids: Sequence[str]) -> SeriesHold:
-    """A series hold script's reply (slot_hold_series, slot_hold_series_cooled) as a
+    """A series hold script's reply (slot_hold_series) as a
     ``SeriesHold``; a refusal raises ``SeriesRefused`` naming the dose refused, except a
     closed sale, which is the whole inventory's answer."""
     code = int(result[0])
@@ -89,6 +90,7 @@ class SeriesEngine:
     def __init__(self, slots: SlotEngine) -> None:
         self.slots = slots
         self.keys = slots.keys
+        self.wl = WaitlistKeys(slots.keys)
         self._hold = slots.client.register_script(script_source("slot_hold_series"))
         self._confirm = slots.client.register_script(script_source("slot_confirm_series"))
 
@@ -129,13 +131,18 @@ class SeriesEngine:
         deadline_ms: int,
         expected_epoch: str | None = None,
         replaces: Sequence[str] | None = None,
+        piece_id: str = "",
+        order_id: str = "",
     ) -> SeriesHold:
         """Hold one place in each slot for ``person``, all or nothing. Raises
         ``SeriesRefused`` (naming the dose) when a rule refuses; nothing changed then.
 
         ``replaces`` (a move): per dose, the old hold it replaces, or ''. The new hold may
         take over that hold's "one booking per resource per day" entry, so a dose moves to
-        another time of the same day at the same site; the caller releases the old hold."""
+        another time of the same day at the same site; the caller releases the old hold.
+
+        ``piece_id`` (a vaccine waitlist order, ``order_id``): dose 1 takes that cooling
+        piece, a place freed and held back for the line, instead of an open one."""
         if not 1 <= len(slot_ids) <= MAX_SERIES or len(slot_ids) != len(hold_ids):
             raise ValueError("1 to 8 slots, one hold id each")
         replaced = list(replaces) if replaces is not None else [""] * len(slot_ids)
@@ -160,7 +167,13 @@ class SeriesEngine:
                 self.keys.person_day(shard, meta.resource_id, meta.day),
             ]
             args += [hold_id, slot_id, old]
-        keys += [self.keys.hold_deadlines(shard), self.keys.outbox(shard)]
+        keys += [
+            self.keys.hold_deadlines(shard),
+            self.keys.outbox(shard),
+            self.wl.cooling(shard),
+            self.wl.pieces(shard),
+        ]
+        args += [piece_id, order_id]
         result = await self.call(self._hold, keys, args, shard, expected_epoch)
         return series_hold_from(result, hold_ids)
 

@@ -13,8 +13,8 @@ filing order. The first order whose rules allow it gets a **held booking made ex
 ``POST /v1/vaccine/bookings`` makes it**, under the person's lock: eligibility and dose
 order re-checked on the day, and for a series product dose 1 at the freed place with dose
 2 found in its interval at the same resource (earliest open place), both held in ONE
-script call (``slot_hold_series_cooled``: dose 1 from cooling, dose 2 from open stock, or
-neither). No dose 2 fits: the order is skipped (keeps waiting). Then appointments (held,
+script call (``slot_hold_series`` naming the piece: dose 1 from cooling, dose 2 from open
+stock, or neither). No dose 2 fits: the order is skipped (keeps waiting). Then appointments (held,
 payment deadline), held notes, the order fulfilled with ``WAITLIST_FULFILLED`` and the
 allocation audited, one transaction; the order leaves its units. It is paid with
 ``POST /v1/vaccine/bookings/{series_id}/confirm``.
@@ -29,8 +29,7 @@ import secrets
 from typing import Any
 
 from inventory.errors import InventoryError
-from inventory.series_engine import SeriesRefused
-from inventory.series_waitlist import cooled_series
+from inventory.series_engine import SeriesRefused, series_engine
 from inventory.waitlist_keys import slot_unit
 from reservation.domain.clock import CHINA, from_ms, iso, local_day
 from reservation.domain.slots import hold_deadline_ms
@@ -477,7 +476,7 @@ async def _try_order(
             min(int(s["ends_at"].timestamp() * 1000) for s in slots),
         )
         try:
-            held = await cooled_series(services.slots).hold(
+            held = await series_engine(services.slots).hold(
                 piece_id=piece_id,
                 slot_ids=[s["id"] for s in slots],
                 hold_ids=hold_ids,
