@@ -66,6 +66,22 @@ class Difference:
         }
 
 
+def index_differences(
+    kind: str, subject: str, live: dict[str, str], want: dict[str, str]
+) -> list[Difference]:
+    """Where a person -> hold id index in Redis (``live``) is not what Postgres says."""
+    return [
+        Difference(
+            kind,
+            f"{subject} person {person[:12]}",
+            live.get(person, "nothing"),
+            want.get(person, "nothing"),
+        )
+        for person in sorted(set(want) | set(live))
+        if want.get(person) != live.get(person)
+    ]
+
+
 @dataclass
 class RebuildReport:
     epoch: int = 0
@@ -516,17 +532,7 @@ class SlotPart:
         names = list(expected)
         diffs: list[Difference] = []
         for key, live in zip(names, await _hgetall_many(services, names), strict=True):
-            want = expected[key]
-            for person in sorted(set(want) | set(live)):
-                if want.get(person) != live.get(person):
-                    diffs.append(
-                        Difference(
-                            "person_day",
-                            f"{key} person {person[:12]}",
-                            live.get(person, "nothing"),
-                            want.get(person, "nothing"),
-                        )
-                    )
+            diffs += index_differences("person_day", key, live, expected[key])
         return diffs
 
 

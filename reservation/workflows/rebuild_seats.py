@@ -49,6 +49,7 @@ from reservation.workflows.rebuild_inventory import (
     _hgetall_many,
     _id_after,
     _scan,
+    index_differences,
 )
 from reservation.workflows.train_inventory import seat_maps, trains_by_number
 
@@ -374,15 +375,5 @@ class SeatPart:
         keys = [services.seats.unit(run_id, "").pax for run_id in names]
         diffs: list[Difference] = []
         for run_id, live in zip(names, await _hgetall_many(services, keys), strict=True):
-            expect = want[run_id]
-            for person in sorted(set(expect) | set(live)):
-                if expect.get(person) != live.get(person):
-                    diffs.append(
-                        Difference(
-                            "seat_passenger",
-                            f"{run_id} person {person[:12]}",
-                            live.get(person, "nothing"),
-                            expect.get(person, "nothing"),
-                        )
-                    )
+            diffs += index_differences("seat_passenger", run_id, live, want[run_id])
         return diffs
