@@ -13,6 +13,7 @@ from typing import Any
 
 from inventory.keys import Keys
 from inventory.queue_keys import QueueKeys
+from inventory.replies import as_text
 from inventory.script_client import ScriptClient
 from inventory.scripts import script_source
 
@@ -22,10 +23,6 @@ PLACE_BATCH = 2000  # positions per queue_place call: keeps each call well under
 
 class QueueMissing(LookupError):
     """The sale has no waiting room in Redis (never opened, or Redis lost it)."""
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +133,7 @@ class QueueEngine:
         if code < 0:
             raise QueueMissing(sale_id)
         return [
-            WindowJoiner(_text(r[i]), _text(r[i + 1]), int(r[i + 2]), int(r[i + 3]))
+            WindowJoiner(as_text(r[i]), as_text(r[i + 1]), int(r[i + 2]), int(r[i + 3]))
             for i in range(1, len(r), 4)
         ]
 
@@ -188,7 +185,7 @@ class QueueEngine:
         if code < 0:
             raise QueueMissing(sale_id)
         return QueueStatus(
-            state=_text(r[1]),
+            state=as_text(r[1]),
             position=int(r[2]),
             admitted_upto=int(r[3]),
             live_admissions=int(r[4]),
@@ -196,7 +193,7 @@ class QueueEngine:
             served=int(r[6]),
             lapsed=int(r[7]),
             deadline_ms=int(r[8]),
-            nonce=_text(r[9]),
+            nonce=as_text(r[9]),
             sold_out_now=int(r[10]) == 1,
             total=int(r[11]),
             n_window=int(r[12]),
@@ -221,6 +218,6 @@ class QueueEngine:
     async def waiting_accounts(self, sale_id: str) -> list[str]:
         """Every joiner not done (for the sold-out notice); one read of the sale's shard."""
         k = self.keys.sale(sale_id)
-        joined = [_text(a) for a in await self._client.hkeys(k.joins)]
-        done = {_text(a) for a in await self._client.smembers(k.done)}
+        joined = [as_text(a) for a in await self._client.hkeys(k.joins)]
+        done = {as_text(a) for a in await self._client.smembers(k.done)}
         return [a for a in joined if a not in done]

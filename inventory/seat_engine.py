@@ -39,6 +39,7 @@ from redis.asyncio.cluster import RedisCluster
 from inventory.epoch import EpochGuard
 from inventory.errors import HoldNotLive, InventoryError, NotOwner, SalesClosed
 from inventory.keys import Keys
+from inventory.replies import as_text
 from inventory.scripts import script_source
 from inventory.seat_codes import ChangeAborted, SeatCode, error_for
 from inventory.seat_keys import HASHTABLE_FIELD, HASHTABLE_VALUE, SeatKeys, SeatUnitKeys
@@ -88,11 +89,7 @@ def wall_clock_ms() -> int:
 
 def _counts(raw: dict[Any, Any]) -> dict[str, int]:
     """A pcount or gapn hash as read: its counts, without the hashtable field."""
-    return {k: int(v) for f, v in raw.items() if (k := _text(f)) != HASHTABLE_FIELD}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return {k: int(v) for f, v in raw.items() if (k := as_text(f)) != HASHTABLE_FIELD}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +193,7 @@ class RestoredSeatHold:
 
 
 def _refusal(reply: list[Any], detail: str = "") -> InventoryError:
-    fields = {detail: _text(reply[1])} if detail and len(reply) > 1 else {}
+    fields = {detail: as_text(reply[1])} if detail and len(reply) > 1 else {}
     return error_for(int(reply[0]), **fields)
 
 
@@ -231,7 +228,7 @@ class SeatEngine:
         self._nseg: dict[tuple[str, str], int] = {}
 
     # The epoch check (issue 4) ------------------------------------------------------------
-    async def _guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Any:
+    async def guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Any:
         """One script call with the shard's epoch marker as its last key and the expected
         epoch as its last argument (as SlotEngine does). A refusal for a closed epoch is
         retried once if the expected epoch changed meanwhile (a rebuild just finished)."""
@@ -249,7 +246,7 @@ class SeatEngine:
         if self.guard is None:
             return True
         marker = await self.client.get(self.keys.keys.epoch(shard))
-        return _text(marker) == await self.guard.expected() if marker is not None else False
+        return as_text(marker) == await self.guard.expected() if marker is not None else False
 
     def unit(self, run_id: str, seat_class: str) -> SeatUnitKeys:
         found = self._units.get((run_id, seat_class))
@@ -266,7 +263,7 @@ class SeatEngine:
         check_trip(nseg, 0, nseg)
         tails = seat_map(seat_class, seats)
         u = self.unit(run_id, seat_class)
-        reply = await self._guarded(
+        reply = await self.guarded(
             self._load,
             u.inventory[:7],
             [nseg, map_fingerprint(nseg, seat_class, tails), run_id, seat_class, *tails],
@@ -309,7 +306,7 @@ class SeatEngine:
             raise error_for(SeatCode.BAD_REQUEST, reason=str(exc)) from None
         hold_id = self.keys.hold_id(run_id, account_id, idempotency_key)
         u = self.unit(run_id, seat_class)
-        reply = await self._guarded(
+        reply = await self.guarded(
             self._hold,
             [*u.inventory, self.keys.hold(hold_id), u.deadlines, u.outbox],
             [
@@ -330,13 +327,13 @@ class SeatEngine:
         if code < 0:
             raise _refusal(reply, "passenger")
         return SeatHold(
-            hold_id=_text(reply[1]),
+            hold_id=as_text(reply[1]),
             run_id=run_id,
             seat_class=seat_class,
-            seats=tuple(ref_from_tail(_text(t)) for t in reply[4:]),
+            seats=tuple(ref_from_tail(as_text(t)) for t in reply[4:]),
             segments=(a, b),
             deadline_ms=int(reply[2]),
-            wish_met=_text(reply[3]) == "1",
+            wish_met=as_text(reply[3]) == "1",
             replayed=code == SeatCode.REPLAY,
         )
 
@@ -351,7 +348,7 @@ class SeatEngine:
     ) -> Outcome:
         """Held -> confirmed while the hold is live; confirming again answers the same."""
         shard = self.keys.hold_shard(hold_id)
-        reply = await self._guarded(
+        reply = await self.guarded(
             self._confirm,
             [
                 self.keys.hold(hold_id),
@@ -463,13 +460,13 @@ class SeatEngine:
         )
         outcomes = []
         for raw in due:
-            hold_id = _text(raw)
+            hold_id = as_text(raw)
             try:
                 key = self.keys.hold(hold_id)
             except ValueError:
                 continue  # a slot hold (``h<shard>-…``) shares the shard's deadline index
             kind = await self.client.hget(key, "kind")
-            if kind is not None and _text(kind) != "seat":
+            if kind is not None and as_text(kind) != "seat":
                 continue  # another inventory's hold shares the shard index
             try:
                 outcomes.append(await self.expire(hold_id, now_ms=now))
@@ -553,7 +550,7 @@ class SeatEngine:
 
     async def _hold_record(self, hold_id: str) -> dict[str, str]:
         raw = await self.client.hgetall(self.keys.hold(hold_id))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}
 
     @staticmethod
     def _hold_info(hold_id: str, h: dict[str, str]) -> HoldInfo | None:
@@ -578,7 +575,7 @@ class SeatEngine:
         raw = await self.client.hgetall(self.unit(run_id, seat_class).seats)
         out: dict[SeatRef, str] = {}
         for record in raw.values():
-            pattern, _, tail = _text(record).partition("|")
+            pattern, _, tail = as_text(record).partition("|")
             out[ref_from_tail(tail)] = pattern
         return out
 
@@ -598,13 +595,13 @@ class SeatEngine:
         if raw_nseg is None:
             return ["not published"]
         nseg = int(raw_nseg)
-        records = sorted(_text(v) for v in seats.values())
+        records = sorted(as_text(v) for v in seats.values())
         want = unit_state(nseg, records)
         got_cells = gaps.encode("latin-1") if isinstance(gaps, str) else bytes(gaps or b"")
         checks = {
-            "bypat": (sorted(_text(m) for m in bypat), records),
+            "bypat": (sorted(as_text(m) for m in bypat), records),
             "pcount": (_counts(pcount), want.pcount),
-            "gapidx": ({_text(m) for m in gapidx}, want.gapidx),
+            "gapidx": ({as_text(m) for m in gapidx}, want.gapidx),
             "gapn": (_counts(gapn), want.gapn),
             "gaps": (got_cells, want.gaps),
         }
@@ -675,7 +672,7 @@ class SeatEngine:
         code = int(reply[0])
         if code < 0:
             raise _refusal(reply, "state")
-        return Outcome(hold_id, _text(reply[1]), code == SeatCode.OK)
+        return Outcome(hold_id, as_text(reply[1]), code == SeatCode.OK)
 
     async def _release_call(
         self,
@@ -691,7 +688,7 @@ class SeatEngine:
             run, cls = await self.client.hmget(hold_key, ["run", "cls"])
             if run is None or cls is None:
                 raise error_for(SeatCode.HOLD_NOT_FOUND)
-            where = (_text(run), _text(cls))
+            where = (as_text(run), as_text(cls))
         if self.freeing is not None and mode != "abort_change":
             # Waitlist first, handoff defence (issue 5): freed seats go to cooling.
             return await self.freeing.free_seat(
@@ -704,7 +701,7 @@ class SeatEngine:
                 where=where,
             )
         u = self.unit(*where)
-        reply = await self._guarded(
+        reply = await self.guarded(
             self._release,
             [*u.inventory, hold_key, u.deadlines, u.outbox],
             [self._now(now_ms), hold_id, mode, account_id, self.keep_ms, extra],

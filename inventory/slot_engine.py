@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from inventory import errors
 from inventory.epoch import EpochGuard
 from inventory.keys import Keys
+from inventory.replies import as_text
 from inventory.script_client import ScriptClient
 from inventory.scripts import script_source
 from inventory.slot_codes import SeriesHold, SlotCode, check
@@ -133,6 +134,19 @@ class RestoredHold:
     series: str | None = None  # from the vaccine appointments (issue 6)
 
 
+def hold_from(result: Any, *, hold_id: str, slot_id: str) -> Hold:
+    """A slot hold script's reply (slot_hold, slot_transfer) as a ``Hold``; a refusal
+    raises its typed ``InventoryError``."""
+    code = check(int(result[0]))
+    return Hold(
+        hold_id=hold_id,
+        slot_id=slot_id,
+        deadline_ms=int(result[1]),
+        state="held" if code == SlotCode.OK else as_text(result[2]),
+        replay=code == SlotCode.REPLAY,
+    )
+
+
 class SlotEngine:
     """One per process; safe to share between tasks."""
 
@@ -167,7 +181,7 @@ class SlotEngine:
     async def _expected_epoch(self) -> str:
         return "" if self.guard is None else await self.guard.expected()
 
-    async def _guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Any:
+    async def guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Any:
         """One script call with the shard's epoch marker as its last key and the expected
         epoch as its last argument. A refusal for a closed epoch is retried once if the
         expected epoch changed meanwhile (a rebuild just finished elsewhere)."""
@@ -294,7 +308,7 @@ class SlotEngine:
         ``InventoryError`` when a rule refuses (nothing is changed then)."""
         shard = shard_from_id(slot_id)
         meta = await self.slot_meta(slot_id)
-        result = await self._guarded(
+        result = await self.guarded(
             self._hold,
             [
                 self.keys.slot(shard, slot_id),
@@ -306,18 +320,11 @@ class SlotEngine:
             [now_ms, hold_id, account_id, person, deadline_ms, slot_id, idempotency_key],
             shard,
         )
-        code = check(int(result[0]))
-        return Hold(
-            hold_id=hold_id,
-            slot_id=slot_id,
-            deadline_ms=int(result[1]),
-            state="held" if code == SlotCode.OK else str(result[2]),
-            replay=code == SlotCode.REPLAY,
-        )
+        return hold_from(result, hold_id=hold_id, slot_id=slot_id)
 
     async def confirm(self, *, hold_id: str, account_id: str, now_ms: int) -> ConfirmedHold:
         shard = shard_from_id(hold_id)
-        result = await self._guarded(
+        result = await self.guarded(
             self._confirm,
             [
                 self.keys.hold(shard, hold_id),
@@ -369,7 +376,7 @@ class SlotEngine:
             )
         shard = shard_from_id(hold_id)
         meta = await self.slot_meta(slot_id)
-        result = await self._guarded(
+        result = await self.guarded(
             self._release,
             [
                 self.keys.hold(shard, hold_id),

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from inventory import errors
+from inventory.replies import as_text
 from inventory.scripts import script_source
 from inventory.seat_codes import SeatCode, error_for
 from inventory.seat_model import Outcome, SeatHold, ref_from_tail
 from inventory.slot_codes import SlotCode, check
-from inventory.slot_engine import Hold, Released, shard_from_id
+from inventory.slot_engine import Hold, Released, hold_from, shard_from_id
 from inventory.waitlist_keys import WaitlistKeys, seat_unit, slot_unit
 
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ UNCOOL_WAITING_SLOT = -13  # slot_uncool: an order waits on the unit
 UNCOOL_WAITING_SEAT = -15  # seat_uncool: the same
 NOT_DUE_SLOT = -11
 NOT_DUE_SEAT = -9
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +159,7 @@ class Freeing:
         shard = shard_from_id(hold_id)
         meta = await engine.slot_meta(slot_id)
         until = self.cool_until(now_ms, handoff=state == "cancelled")
-        result = await engine._guarded(
+        result = await engine.guarded(
             self._slot_free,
             [
                 engine.keys.hold(shard, hold_id),
@@ -177,13 +174,13 @@ class Freeing:
             shard,
         )
         code = check(int(result[0]))
-        piece = _text(result[4])
+        piece = as_text(result[4])
         if piece and until <= now_ms:
             await self.uncool_slot(engine, piece, slot_id, now_ms=now_ms)
         return Released(
             hold_id=hold_id,
-            slot_id=_text(result[2]),
-            state=_text(result[1]),
+            slot_id=as_text(result[2]),
+            state=as_text(result[1]),
             replay=code == SlotCode.REPLAY,
         )
 
@@ -222,7 +219,7 @@ class Freeing:
         gone or stale, -11 not due, -13 an order waits)."""
         shard = shard_from_id(slot_id)
         meta = await engine.slot_meta(slot_id)
-        result = await engine._guarded(
+        result = await engine.guarded(
             self._slot_uncool,
             [
                 self.wl.cooling(shard),
@@ -254,7 +251,7 @@ class Freeing:
         """A waitlist order's hold on a cooling place (``piece_id``) or an open one ('')."""
         shard = shard_from_id(slot_id)
         meta = await engine.slot_meta(slot_id)
-        result = await engine._guarded(
+        result = await engine.guarded(
             self._slot_transfer,
             [
                 self.wl.cooling(shard),
@@ -268,14 +265,7 @@ class Freeing:
             [now_ms, piece_id, hold_id, account_id, person, deadline_ms, slot_id, order_id],
             shard,
         )
-        code = check(int(result[0]))
-        return Hold(
-            hold_id=hold_id,
-            slot_id=slot_id,
-            deadline_ms=int(result[1]),
-            state="held" if code == SlotCode.OK else _text(result[2]),
-            replay=code == SlotCode.REPLAY,
-        )
+        return hold_from(result, hold_id=hold_id, slot_id=slot_id)
 
     # Seats ---------------------------------------------------------------------------
     async def free_seat(
@@ -292,7 +282,7 @@ class Freeing:
         """What ``SeatEngine``'s release modes do with a Freeing installed."""
         u = engine.unit(*where)
         until = self.cool_until(now_ms, handoff=mode != "expire")
-        reply = await engine._guarded(
+        reply = await engine.guarded(
             self._seat_free,
             [
                 u.meta,
@@ -309,12 +299,12 @@ class Freeing:
         )
         code = int(reply[0])
         if code < 0:
-            fields = {"state": _text(reply[1])} if len(reply) > 1 else {}
+            fields = {"state": as_text(reply[1])} if len(reply) > 1 else {}
             raise error_for(code, **fields)
         if code == SeatCode.OK and until <= now_ms:
             for piece in reply[2:]:
-                await self.uncool_seat(engine, _text(piece), where, now_ms=now_ms)
-        return Outcome(hold_id, _text(reply[1]), code == SeatCode.OK)
+                await self.uncool_seat(engine, as_text(piece), where, now_ms=now_ms)
+        return Outcome(hold_id, as_text(reply[1]), code == SeatCode.OK)
 
     async def uncool_seat(
         self,
@@ -328,7 +318,7 @@ class Freeing:
         """Free a cooling seat piece for open sale; the script's code (0 done, 1 gone or
         stale, -9 not due, -15 an order waits)."""
         u = engine.unit(*where)
-        reply = await engine._guarded(
+        reply = await engine.guarded(
             self._seat_uncool,
             [
                 *u.inventory[:7],
@@ -366,7 +356,7 @@ class Freeing:
         pairs: list[str] = []
         for piece, person in zip(pieces, passengers, strict=True):
             pairs += [piece, person]
-        reply = await engine._guarded(
+        reply = await engine.guarded(
             self._seat_transfer,
             [
                 u.meta,
@@ -382,13 +372,13 @@ class Freeing:
         )
         code = int(reply[0])
         if code < 0:
-            fields = {"passenger": _text(reply[1])} if len(reply) > 1 else {}
+            fields = {"passenger": as_text(reply[1])} if len(reply) > 1 else {}
             raise error_for(code, **fields)
         return SeatHold(
-            hold_id=_text(reply[1]),
+            hold_id=as_text(reply[1]),
             run_id=run_id,
             seat_class=seat_class,
-            seats=tuple(ref_from_tail(_text(t)) for t in reply[4:]),
+            seats=tuple(ref_from_tail(as_text(t)) for t in reply[4:]),
             segments=(a, b),
             deadline_ms=int(reply[2]),
             wish_met=False,
@@ -407,18 +397,18 @@ class Freeing:
     async def generation(self, unit: str) -> str:
         """The unit's generation now ('' if nobody ever waited on it)."""
         value = await self.client.hget(self.wl.unit(self.wl.unit_shard(unit), unit), "gen")
-        return "" if value is None else _text(value)
+        return "" if value is None else as_text(value)
 
     async def pieces(self, shard: int, limit: int = 500) -> list[Piece]:
         """The shard's pieces in cooling, soonest end first."""
         entries = await self.client.zrange(self.wl.cooling(shard), 0, limit - 1, withscores=True)
         if not entries:
             return []
-        ids = [_text(member) for member, _ in entries]
+        ids = [as_text(member) for member, _ in entries]
         details = await self.client.hmget(self.wl.pieces(shard), ids)
         out = []
         for (member, score), detail in zip(entries, details, strict=True):
-            piece = parse_piece(_text(member), shard, int(score), _text(detail or ""))
+            piece = parse_piece(as_text(member), shard, int(score), as_text(detail or ""))
             if piece is not None:
                 out.append(piece)
         return out
