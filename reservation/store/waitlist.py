@@ -22,6 +22,16 @@ class ChoiceRow:
     day: dt.date | None = None
 
 
+async def order_by_key(conn: Any, account_id: str, idempotency_key: str) -> dict[str, Any] | None:
+    """The account's order filed with this idempotency key, if any (a retry finds it)."""
+    row = await conn.fetchrow(
+        "SELECT * FROM waitlist_orders WHERE account_id = $1 AND idempotency_key = $2",
+        account_id,
+        idempotency_key,
+    )
+    return dict(row) if row is not None else None
+
+
 async def insert_order(
     conn: Any,
     *,
@@ -54,12 +64,9 @@ async def insert_order(
         idempotency_key,
     )
     if row is None:
-        existing = await conn.fetchrow(
-            "SELECT * FROM waitlist_orders WHERE account_id = $1 AND idempotency_key = $2",
-            account_id,
-            idempotency_key,
-        )
-        return dict(existing), False
+        existing = await order_by_key(conn, account_id, idempotency_key)
+        assert existing is not None  # the conflict was with it
+        return existing, False
     await conn.executemany(
         "INSERT INTO waitlist_choices (order_id, rank, unit, shard, run_id, seat_class,"
         " seg_from, seg_to, resource_id, day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

@@ -104,13 +104,9 @@ async def file_train_order(
     key = idempotency_key or secrets.token_hex(16)
     order_id = order_id_for(services, account_id, key)
     async with services.pool.acquire() as conn:
-        existing = await conn.fetchrow(
-            "SELECT * FROM waitlist_orders WHERE account_id = $1 AND idempotency_key = $2",
-            account_id,
-            key,
-        )
+        existing = await store.order_by_key(conn, account_id, key)
     if existing is not None:
-        return await order_view(services, dict(existing))
+        return await order_view(services, existing)
     await check_account_cap(services, account_id)
 
     rows: list[store.ChoiceRow] = []
@@ -219,13 +215,9 @@ async def file_slot_order(
     key = idempotency_key or secrets.token_hex(16)
     order_id = order_id_for(services, account_id, key)
     async with services.pool.acquire() as conn:
-        existing = await conn.fetchrow(
-            "SELECT * FROM waitlist_orders WHERE account_id = $1 AND idempotency_key = $2",
-            account_id,
-            key,
-        )
+        existing = await store.order_by_key(conn, account_id, key)
         if existing is not None:
-            return await order_view(services, dict(existing))
+            return await order_view(services, existing)
         if person is None:
             account = await account_store.get_account(conn, account_id)
             if account is None:
