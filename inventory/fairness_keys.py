@@ -21,6 +21,7 @@ from inventory.keys import Keys
 SCOPE_ACCOUNT = "acct"
 SCOPE_PERSON = "person"  # the passenger's ID HMAC, never the raw ID number
 SCOPE_ADDRESS = "ip"
+SCOPE_POLL = "poll"  # an account's waiting-room polls
 
 
 @dataclass(frozen=True, slots=True)

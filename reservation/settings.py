@@ -210,6 +210,11 @@ class Settings:
     hold_burst_per_person: int = 60
     hold_rate_per_address: int = 600
     hold_burst_per_address: int = 600
+    # The same kind of limit on waiting-room polls, per account: a poll runs the queue's
+    # script (and admits people), so a client polling in a tight loop costs Redis time;
+    # the answer asks for one poll a second (poll_after_ms).
+    queue_poll_rate_per_account: int = 120
+    queue_poll_burst_per_account: int = 20
     # Peers whose X-Forwarded-For is believed (CIDR list), and addresses never limited
     # per address (many people behind one: by default loopback, i.e. an undeclared proxy).
     trusted_proxies: tuple[str, ...] = ()
@@ -363,6 +368,15 @@ class Settings:
             ),
             hold_burst_per_address=_int(
                 env, "FAIRSEAT_HOLD_BURST_PER_ADDRESS", defaults.hold_burst_per_address, minimum=1
+            ),
+            queue_poll_rate_per_account=_int(
+                env, "FAIRSEAT_QUEUE_POLL_RATE_PER_ACCOUNT", defaults.queue_poll_rate_per_account
+            ),
+            queue_poll_burst_per_account=_int(
+                env,
+                "FAIRSEAT_QUEUE_POLL_BURST_PER_ACCOUNT",
+                defaults.queue_poll_burst_per_account,
+                minimum=1,
             ),
             trusted_proxies=_networks(env, "FAIRSEAT_TRUSTED_PROXIES", defaults.trusted_proxies),
             rate_limit_exempt=_networks(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from inventory.fairness_engine import Limit, RateLimiter, TokenLedger
+from inventory.fairness_keys import SCOPE_POLL
 from inventory.keys import Keys
 from inventory.queue_engine import JoinRefused, QueueEngine, QueueMissing, QueueStatus
 from inventory.script_client import ScriptClient
@@ -28,7 +29,7 @@ from reservation.domain.clock import Clock, from_ms, to_ms
 from reservation.domain.sale_window import SaleWindow, parse_release
 from reservation.errors import Conflict, NotFound, ValidationFailed
 from reservation.fairness import audit, lottery
-from reservation.fairness.errors import NotInQueue, QueueSoldOut, SaleOver
+from reservation.fairness.errors import NotInQueue, QueueSoldOut, RateLimited, SaleOver
 from reservation.fairness.tokens import QueueTokenSigner
 from reservation.fairness.waiting_room_rules import (
     Estimate,
@@ -100,6 +101,9 @@ class WaitingRoom:
             "acct": _limit(settings.hold_rate_per_account, settings.hold_burst_per_account),
             "person": _limit(settings.hold_rate_per_person, settings.hold_burst_per_person),
             "ip": _limit(settings.hold_rate_per_address, settings.hold_burst_per_address),
+            "poll": _limit(
+                settings.queue_poll_rate_per_account, settings.queue_poll_burst_per_account
+            ),
         }
         self._secret = secret
         self._join_key = join_id_key(secret)
@@ -420,7 +424,16 @@ class WaitingRoom:
         return measured, read_at
 
     async def status(self, sale_id: str, account_id: str) -> StatusView:
+        """One poll. Limited per account (``RateLimited``, 429): a poll runs the queue's
+        script, so a client polling in a loop must not cost everyone Redis time."""
         sale = await self.cached(sale_id)
+        limit = self.limits["poll"]
+        if limit is not None:
+            decision = await self.limiter.check(
+                SCOPE_POLL, account_id, now_ms=self.clock(), limit=limit
+            )
+            if not decision.allowed:
+                raise RateLimited(SCOPE_POLL, decision.retry_after_ms)
         if self.clock() >= sale.window_ends_ms:
             await self.ensure_drawn(sale)
         measured, measured_at = await self._measured_remaining(sale)

@@ -23,10 +23,13 @@ def test_values_are_read_and_typed() -> None:
             "FAIRSEAT_REDIS_CLUSTER": "yes",
             "FAIRSEAT_TRAIN_RELEASE_TIME": "07:30",
             "FAIRSEAT_BACKGROUND_NICE": "0",
+            "FAIRSEAT_QUEUE_POLL_RATE_PER_ACCOUNT": "0",
+            "FAIRSEAT_QUEUE_POLL_BURST_PER_ACCOUNT": "5",
         }
     )
     assert (s.port, s.redis_cluster, s.train_release_time) == (9000, True, "07:30")
     assert (s.background_nice, Settings.from_env({}).background_nice) == (0, 10)
+    assert (s.queue_poll_rate_per_account, s.queue_poll_burst_per_account) == (0, 5)
 
 
 @pytest.mark.parametrize(
@@ -35,6 +38,7 @@ def test_values_are_read_and_typed() -> None:
         ("FAIRSEAT_PORT", "eighty"),
         ("FAIRSEAT_WORKERS", "0"),
         ("FAIRSEAT_BACKGROUND_NICE", "-5"),
+        ("FAIRSEAT_QUEUE_POLL_BURST_PER_ACCOUNT", "0"),
         ("FAIRSEAT_REDIS_CLUSTER", "maybe"),
         ("FAIRSEAT_TRAIN_RELEASE_TIME", "8am"),
         ("FAIRSEAT_TRAIN_RELEASE_TIME", "24:00"),
