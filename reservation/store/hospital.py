@@ -653,3 +653,21 @@ async def live_departments(
         now,
     )
     return [(r["id"], r["department_id"]) for r in rows]
+
+
+async def day_gate_entries(conn: Any, first_day: dt.date, now: dt.datetime) -> list[dict[str, Any]]:
+    """Every registration that counts in a patient's day gate from ``first_day`` on: paid
+    ones (until the day ends), unpaid holds until their deadline; not those whose booking
+    ended (cancelled or expired), whatever the registration row still says."""
+    rows = await conn.fetch(
+        """SELECT r.id, r.person_hmac, r.department_id, r.day, r.status, r.hold_deadline
+           FROM hospital_registrations r LEFT JOIN bookings b ON b.id = r.id
+           WHERE r.day >= $1
+             AND (b.state IS NULL OR b.state IN ('held', 'confirmed'))
+             AND (r.status IN ('confirmed', 'checked_in')
+                  OR (r.status = 'held' AND (b.state = 'confirmed' OR r.hold_deadline > $2)))
+           ORDER BY r.id""",
+        first_day,
+        now,
+    )
+    return [dict(r) for r in rows]

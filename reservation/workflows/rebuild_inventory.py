@@ -67,18 +67,20 @@ class Difference:
 
 
 def index_differences(
-    kind: str, subject: str, live: dict[str, str], want: dict[str, str]
+    kind: str, subject: str, live: dict[str, str], want: dict[str, str], *, of: str = "person"
 ) -> list[Difference]:
-    """Where a person -> hold id index in Redis (``live``) is not what Postgres says."""
+    """Where a person (or department...) -> hold id index in Redis (``live``) is not what
+    Postgres says."""
     return [
         Difference(
             kind,
-            f"{subject} person {person[:12]}",
-            live.get(person, "nothing"),
-            want.get(person, "nothing"),
+            # A person is an ID HMAC: its first 12 hex digits name it well enough.
+            f"{subject} {of} {name[:12] if of == 'person' else name}",
+            live.get(name, "nothing"),
+            want.get(name, "nothing"),
         )
-        for person in sorted(set(want) | set(live))
-        if want.get(person) != live.get(person)
+        for name in sorted(set(want) | set(live))
+        if want.get(name) != live.get(name)
     ]
 
 
@@ -93,6 +95,7 @@ class RebuildReport:
     ended: int = 0
     removed_holds: int = 0  # in Redis but unknown to Postgres (lost with the data)
     account_caps: int = 0
+    day_gates: int = 0  # hospital: patients' day gates rewritten (rebuild_hospital)
     oversold_slots: list[str] = field(default_factory=list)  # must stay empty
     # Train seats (rebuild_seats): seat maps, seat holds by state, dropped Redis-only holds.
     seat_units: int = 0
@@ -547,9 +550,11 @@ def register_part(part: InventoryPart) -> None:
 
 def all_parts() -> list[InventoryPart]:
     """Every part, train seats included (imported here: they build on this module)."""
+    from reservation.workflows.rebuild_hospital import DayGatePart
     from reservation.workflows.rebuild_seats import SeatPart
 
     register_part(SeatPart())
+    register_part(DayGatePart())
     return PARTS
 
 
