@@ -671,3 +671,28 @@ async def day_gate_entries(conn: Any, first_day: dt.date, now: dt.datetime) -> l
         now,
     )
     return [dict(r) for r in rows]
+
+
+async def orphaned_standby_holds(conn: Any) -> list[dict[str, Any]]:
+    """Standby places given in Redis whose Postgres side never committed: a live booking
+    made for a waiting entry (its idempotency key names the entry: ``standby-<id>`` from a
+    handover, ``hs<id>`` from a transfer) with no registration row. The filler crashed
+    between the two; ``hospital_standby.settle_orphans`` finishes them."""
+    rows = await conn.fetch(
+        """SELECT s.id AS standby_id, b.id AS hold_id, b.slot_id, b.deadline
+           FROM hospital_standby s
+           JOIN bookings b ON b.account_id = s.account_id
+                AND b.idempotency_key IN ('standby-' || s.id, 'hs' || s.id)
+           WHERE s.status = 'waiting' AND b.state IN ('held', 'confirmed')
+             AND NOT EXISTS (SELECT 1 FROM hospital_registrations r WHERE r.id = b.id)
+           ORDER BY s.id"""
+    )
+    return [dict(r) for r in rows]
+
+
+async def lock_waiting_standby(conn: Any, standby_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM hospital_standby WHERE id = $1 AND status = 'waiting' FOR UPDATE",
+        standby_id,
+    )
+    return dict(row) if row is not None else None

@@ -372,7 +372,12 @@ async def cancel_registration(
     if reg["status"] not in ("held", "confirmed"):
         raise NotAllowedNow()
     live = await services.slots.read_hold(registration_id)
-    if live is not None and live.state in ("cancelled", "expired"):
+    if live is not None and live.state == "cancelled":
+        # Freed in Redis by an earlier attempt whose Postgres side did not commit (a crash
+        # or an outage in between): this retry completes it.
+        await finish_cancel(services, reg, reason="citizen", kind=NotificationKind.CANCELLED)
+        return await owned_registration(services, registration_id, account_id)
+    if live is not None and live.state == "expired":
         raise NotAllowedNow("This registration has already ended.")
     now = now_of(services)
     policy = await policy_of(services, reg["provider_id"])

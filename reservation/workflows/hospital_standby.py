@@ -203,6 +203,37 @@ async def end_due(services: Services, limit: int = 500) -> int:
     return ended
 
 
+async def settle_orphans(services: Services) -> int:
+    """Finish the standby places a crash left half-given: the place was handed over or
+    transferred in Redis (the booking is live, its key names the entry) but the
+    transaction recording it (the registration, the entry fulfilled, the notification, the
+    audit) never committed. Until then the patient held a place they were never told of.
+    Meanwhile the entry got no other place that department and day: its day gate counts
+    the orphan hold. Returns how many were finished."""
+    async with services.pool.acquire() as conn:
+        orphans = await store.orphaned_standby_holds(conn)
+    settled: list[int] = []
+    for o in orphans:
+        async with services.pool.acquire() as conn, conn.transaction():
+            entry = await store.lock_waiting_standby(conn, o["standby_id"])
+            ctx = await store.slot_context(conn, o["slot_id"])
+            if entry is None or ctx is None:
+                continue
+            await _record(
+                services,
+                conn,
+                entry,
+                ctx,
+                new_id=o["hold_id"],
+                deadline=o["deadline"],
+                source="recovered",
+            )
+        settled.append(int(o["standby_id"]))
+    if settled:
+        await _enroll(services, settled, leave=True)
+    return len(settled)
+
+
 async def free_place(services: Services, reg: dict[str, Any], *, reason: str) -> str | None:
     """The registration ends and its place is freed: to the next standby patient if one
     can take it (returns the new registration id), else released (returns None): into

@@ -6,7 +6,10 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from reservation.domain.clock import CHINA, to_ms
+from reservation.workflows import hospital_standby
 from tests.api_fixture import Api
 from tests.helpers import insert_citizens
 from tests.hospital.support import (
@@ -22,6 +25,7 @@ from tests.hospital.support import (
     slots_of,
     today,
 )
+from tests.waitlist.support import fill, persist
 
 
 async def test_many_patients_race_for_the_last_expert_place_exactly_one_wins(api: Api) -> None:
@@ -180,3 +184,53 @@ async def test_leaving_standby_moves_the_others_up(api: Api) -> None:
         headers=first["headers"],
     )
     assert resp.status == 409
+
+
+async def test_a_standby_place_given_before_a_crash_is_recorded_by_the_next_pass(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handover (Redis) happened, the transaction recording it did not: the cancel's
+    retry completes the cancel, and the filler's next pass gives the standby patient the
+    registration, the notification and the fulfilled entry the crash lost."""
+    day = today(api) + dt.timedelta(days=2)
+    await publish(api, [row(day=day, start="08:00", end="08:30", capacity=1, counter=0)])
+    slot = (await slots_of(api, "dr-li", day))[0]
+    dep = await department_id(api, "cardio")
+    winner, first, second = [await citizen(api) for _ in range(3)]
+    reg = await book_and_pay(api, winner["headers"], slot["id"])
+    assert (await standby(api, first["headers"], dep, day))["position"] == 1
+    assert (await standby(api, second["headers"], dep, day))["position"] == 2
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError("the process died here")
+
+    monkeypatch.setattr(hospital_standby, "_record", crash)
+    cancel = f"/v1/hospital/registrations/{reg['id']}/cancel"
+    resp = await api.client.post(cancel, headers=winner["headers"])
+    assert resp.status == 503
+    monkeypatch.undo()
+    assert await my_registrations(api, first["headers"]) == []  # not told, nothing recorded
+
+    resp = await api.client.post(cancel, headers=winner["headers"])
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["state"] == "cancelled"
+    await persist(api)
+    await fill(api)
+    offered = await my_registrations(api, first["headers"])
+    assert [(r["state"], r["origin"], r["slot_id"]) for r in offered] == [
+        ("held", "standby", slot["id"])
+    ]
+    kinds = [n["kind"] for n in await notifications_of(api, first["account_id"])]
+    assert kinds.count("standby_fulfilled") == 1  # (and the persister's usual `held` note)
+    resp = await api.client.get("/v1/hospital/standby", headers=first["headers"])
+    assert [(s["status"], s["registration_id"]) for s in (await resp.json())["standby"]] == [
+        ("fulfilled", offered[0]["id"])
+    ]
+    # One place, given once: still nothing on open sale, the second patient still waits.
+    assert (await slots_of(api, "dr-li", day))[0]["available"] == 0
+    resp = await api.client.get("/v1/hospital/standby", headers=second["headers"])
+    assert [(s["status"], s["position"]) for s in (await resp.json())["standby"]] == [
+        ("waiting", 1)
+    ]
+    await fill(api)  # again: nothing more to settle
+    assert len(await my_registrations(api, first["headers"])) == 1
