@@ -158,17 +158,22 @@ ORDER BY s.id
 
 async def check_slot_counts(ctx: Context) -> list[CheckResult]:
     """Per slot: live (held + confirmed) bookings in Postgres <= capacity, and Redis
-    ``available`` == capacity - live, with the same capacity on both sides."""
+    ``available`` + ``cooling`` == capacity - live, with the same capacity on both sides.
+    A cooling place (freed, held back for the waitlist for the handoff delay; see
+    docs/waitlist.md) is nobody's booking and not on sale yet: a run that ends within that
+    delay after a cancel has it there."""
     rows = await ctx.conn.fetch(
         _SLOT_COUNTS, list(ctx.slot_ids) if ctx.slot_ids is not None else None
     )
     sold = CheckResult("slot sold <= capacity (postgres)", checked=len(rows))
-    live = CheckResult("slot redis available == capacity - live", checked=0)
+    live = CheckResult("slot redis available + cooling == capacity - live", checked=0)
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for r in rows:
-            pipe.hmget(ctx.keys.slot(shard_from_id(r["id"]), r["id"]), ["capacity", "available"])
+            pipe.hmget(
+                ctx.keys.slot(shard_from_id(r["id"]), r["id"]), ["capacity", "available", "cooling"]
+            )
         replies = await pipe.execute()
-    for r, (capacity, available) in zip(rows, replies, strict=True):
+    for r, (capacity, available, cooling) in zip(rows, replies, strict=True):
         slot, cap, n_live = r["id"], int(r["capacity"]), int(r["live"])
         if n_live > cap:
             sold.fail(f"slot {slot}", f"{n_live} live bookings > capacity {cap}")
@@ -181,11 +186,11 @@ async def check_slot_counts(ctx: Context) -> list[CheckResult]:
         live.checked += 1
         if int(capacity) != cap:
             live.fail(f"slot {slot}", f"redis capacity {capacity} != postgres capacity {cap}")
-        elif int(available) != cap - n_live:
+        elif int(available) + int(cooling or 0) != cap - n_live:
             live.fail(
                 f"slot {slot}",
-                f"redis available {available} != capacity {cap} - live {n_live} "
-                f"(= {cap - n_live}); {r['confirmed']} confirmed",
+                f"redis available {available} + cooling {cooling or 0} != capacity {cap}"
+                f" - live {n_live} (= {cap - n_live}); {r['confirmed']} confirmed",
             )
     return [sold, live]
 

@@ -61,7 +61,7 @@ async def test_a_clean_rush_passes_and_a_corrupted_count_fails(
     assert report.ok, report.table()
     names = {r.name: r for r in report.results}
     assert names["confirmed booking exactly once"].checked == 20
-    assert names["slot redis available == capacity - live"].checked == 4
+    assert names["slot redis available + cooling == capacity - live"].checked == 4
     assert "PASS" in report.table()
 
     victim = slot_ids[1]

@@ -1,0 +1,74 @@
+"""Each locust profile runs headless against a real ``fairseat serve`` (a short version of
+the 60-s runs in docs/load-testing.md) and ends with the invariant checker passing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reservation.runtime.ports import free_port
+from reservation.runtime.procutil import throwaway_dir
+from tests.runtime.test_serve import Served, _close, _start
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with throwaway_dir("fairseat-locust-") as folder:
+        s = _start(folder / "data", free_port())
+        try:
+            yield s
+        finally:
+            _close(s)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("profile", "extra"),
+    [
+        ("hospital", ["--doctors", "2", "--slots-per-doctor", "2", "--capacity", "3"]),
+        ("vaccine", ["--capacity", "3"]),
+        ("rush", ["--capacity", "3"]),
+    ],
+)
+def test_a_profile_runs_headless_and_the_invariants_pass(
+    served: Served, profile: str, extra: list[str]
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "loadtest" / f"locustfile_{profile}.py"),
+            "--headless",
+            "-u",
+            "20",
+            "-r",
+            "20",
+            "-t",
+            "8s",
+            "--host",
+            served.url,
+            "--data-dir",
+            str(served.data_dir),
+            "--release-in",
+            "2",
+            "--only-summary",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "invariants: PASS" in out, out[-3000:]
+    assert "confirmed" in out, out[-3000:]  # the summary: somebody got a place
