@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import secrets
-import time
 from typing import Any
 
-from locust import FastHttpUser, between, task
+from locust import between, task
 from locust.runners import WorkerRunner
 
+from loadtest.locust_citizen import Citizen
 from loadtest.locust_hooks import data_dir
 from loadtest.locust_hooks import install as install_hooks
 from loadtest.scenarios import (
@@ -34,14 +33,11 @@ from loadtest.scenarios import (
     Tally,
     plan_day,
     publish_slots_sync,
-    registration_body,
     service_keys,
 )
 
 TALLY = Tally()
 PLAN: dict[str, Any] = {}
-_numbers = itertools.count()
-_salt = secrets.randbelow(10_000_000)
 
 
 def _options(parser: Any) -> None:
@@ -75,39 +71,15 @@ def _publish(environment: Any, **_kw: Any) -> None:
     print(f"published {len(ids)} slots x {o.capacity} places, release in {o.release_in:g} s")
 
 
-class Patient(FastHttpUser):
+class Patient(Citizen):
+    tally = TALLY
     wait_time = between(0.2, 1.0)  # refreshing the page while waiting for 07:00
 
     def on_start(self) -> None:
-        with self.client.post(
-            "/v1/citizens",
-            json=registration_body(next(_numbers), _salt),
-            name="/v1/citizens",
-            catch_response=True,
-        ) as resp:
-            if resp.status_code != 201:
-                resp.failure(f"register {resp.status_code}")
-                self.stop()
-                return
-            self.auth = {"Authorization": f"Bearer {resp.json()['token']}"}
+        if not self.register():
+            return
         self.booked: str | None = None
         self.tries = itertools.count()
-
-    def _post(self, path: str, name: str, headers: dict[str, str], body: Any = None) -> Any:
-        """POST with Retry-After honoured for 429/503 (same headers: same key)."""
-        for attempt in range(4):
-            with self.client.post(
-                path, json=body, headers=headers, name=name, catch_response=True
-            ) as resp:
-                if resp.status_code in (429, 503) and attempt < 3:
-                    resp.success()  # retried below; the final answer is what counts
-                    TALLY.add(f"retried {resp.status_code}")
-                    time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5.0))
-                    continue
-                if resp.status_code in (200, 201, 409):
-                    resp.success()  # 409 is an answer (sold out, not released), not a fault
-                return resp
-        return None  # pragma: no cover
 
     @task
     def book_or_look(self) -> None:
@@ -126,23 +98,13 @@ class Patient(FastHttpUser):
             TALLY.add("saw nothing left")
             return
         key = f"hosp-{id(self):x}-{next(self.tries)}"
-        held = self._post(
+        held = self.post(
             "/v1/bookings",
             "/v1/bookings",
             {**self.auth, "Idempotency-Key": key},
             {"slot_id": random.choice(open_slots)},
         )
-        if held is None or held.status_code not in (200, 201):
-            code = held.json().get("code", held.status_code) if held is not None else "none"
-            TALLY.add(f"hold {code}")
-            return
-        hold_id = held.json()["id"]
-        paid = self._post(f"/v1/bookings/{hold_id}/confirm", "/v1/bookings/[id]/confirm", self.auth)
-        if paid is not None and paid.status_code == 200:
-            self.booked = hold_id
-            TALLY.add("confirmed")
-        else:
-            TALLY.add(f"confirm {paid.status_code if paid is not None else 'none'}")
+        self.booked = self.pay_for(held, lambda hold_id: f"/v1/bookings/{hold_id}/confirm")
 
 
 install_hooks("hospital 07:00 release", TALLY, options=_options, publish=_publish)

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import secrets
-import time
 from typing import Any, Protocol
 
-from locust import FastHttpUser, between, task
+from locust import between, task
 from locust.runners import WorkerRunner
 
+from loadtest.locust_citizen import Citizen
 from loadtest.locust_hooks import data_dir
 from loadtest.locust_hooks import install as install_hooks
 from loadtest.scenarios import (
@@ -40,14 +39,11 @@ from loadtest.scenarios import (
     Tally,
     plan_day,
     publish_slots_sync,
-    registration_body,
     service_keys,
 )
 
 TALLY = Tally()
 STATE: dict[str, Any] = {}
-_numbers = itertools.count()
-_salt = secrets.randbelow(10_000_000)
 
 
 class Product(Protocol):
@@ -136,43 +132,19 @@ def _publish(environment: Any, **_kw: Any) -> None:
     print(f"published {count} units x {o.capacity} places, opening in {o.release_in:g} s")
 
 
-class RushUser(FastHttpUser):
+class RushUser(Citizen):
+    tally = TALLY
     wait_time = between(0.05, 0.5)  # impatient: refresh, refresh, refresh
 
     def on_start(self) -> None:
-        with self.client.post(
-            "/v1/citizens",
-            json=registration_body(next(_numbers), _salt),
-            name="/v1/citizens",
-            catch_response=True,
-        ) as resp:
-            if resp.status_code != 201:
-                resp.failure(f"register {resp.status_code}")
-                self.stop()
-                return
-            self.auth = {"Authorization": f"Bearer {resp.json()['token']}"}
+        if not self.register():
+            return
         self.product: Product = STATE["product"]
         self.bought: str | None = None
         self.will_return = False
         self.tries = itertools.count()
         self.seen: list[str] = []
         self.searches = 0
-
-    def post(self, path: str, name: str, headers: dict[str, str], body: Any = None) -> Any:
-        """POST with Retry-After honoured for 429/503 (same headers: same key)."""
-        for attempt in range(4):
-            with self.client.post(
-                path, json=body, headers=headers, name=name, catch_response=True
-            ) as resp:
-                if resp.status_code in (429, 503) and attempt < 3:
-                    resp.success()  # retried below; the final answer is what counts
-                    TALLY.add(f"retried {resp.status_code}")
-                    time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5.0))
-                    continue
-                if resp.status_code in (200, 201, 409):
-                    resp.success()  # 409 is an answer (sold out, not released), not a fault
-                return resp
-        return None  # pragma: no cover
 
     @task
     def rush(self) -> None:
@@ -195,18 +167,9 @@ class RushUser(FastHttpUser):
         held = self.product.hold(
             self, random.choice(self.seen), f"rush-{id(self):x}-{next(self.tries)}"
         )
-        if held is None or held.status_code not in (200, 201):
-            code = held.json().get("code", held.status_code) if held is not None else "none"
-            TALLY.add(f"hold {code}")
-            return
-        hold_id = held.json()["id"]
-        paid = self.post(self.product.confirm_path(hold_id), "/v1/bookings/[id]/confirm", self.auth)
-        if paid is not None and paid.status_code == 200:
-            self.bought = hold_id
+        self.bought = self.pay_for(held, self.product.confirm_path)
+        if self.bought:
             self.will_return = random.random() < o.return_share
-            TALLY.add("confirmed")
-        else:
-            TALLY.add(f"confirm {paid.status_code if paid is not None else 'none'}")
 
 
 install_hooks("spring festival rush", TALLY, options=_options, publish=_publish)
