@@ -3,6 +3,7 @@ on concurrent requests (overload is answered with 503 + Retry-After, never a cra
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -80,12 +81,31 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ids):08x}"
 
 
+async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler, run once more if the epoch fence refused its commit. Most often that
+    is this process's cached epoch being stale: a rebuild finished elsewhere, the script
+    was refused, reloaded the epoch and ran, and the commit was fenced with the old one.
+    So reload the epoch and run the request again: every workflow is idempotent, and the
+    second run replays its Redis step against the rebuilt inventory (or finds the hold
+    gone, the honest answer after a loss). A second refusal is answered 503."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if not _rebuilt_meanwhile(exc):
+            raise
+    guard = request.app[SERVICES].slots.guard
+    if guard is not None:
+        with contextlib.suppress(Exception):
+            await guard.refresh()
+    return await handler(request)  # the body was read once: aiohttp keeps it
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or new_request_id()
     request[REQUEST_ID] = request_id
     try:
-        response = await handler(request)
+        response = await _run(request, handler)
     except FairseatError as exc:
         return error_response(SalesClosed() if _rebuilt_meanwhile(exc) else exc, request_id)
     except web.HTTPException as exc:

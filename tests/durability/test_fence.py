@@ -141,3 +141,23 @@ async def test_a_persister_batch_read_before_a_rebuild_is_not_written_after_it(
     async with services.pool.acquire() as conn:
         assert await conn.fetchval("SELECT state FROM bookings WHERE id = $1", held["id"]) == "held"
     assert await reconcile_inventory(services) == []
+
+
+async def test_a_process_with_a_stale_epoch_confirms_without_a_503(guarded: Api) -> None:
+    """After a rebuild elsewhere this process still caches the old epoch: its script is
+    refused, reloads and runs, and the commit, fenced with the old epoch, is refused. The
+    request then runs once more with the fresh epoch (a replay in Redis) and succeeds,
+    instead of answering sales_closed while sales are open."""
+    api = guarded
+    [slot] = await api.publish("hosp-a", [api.slot(capacity=1)])
+    me = await register(api.client)
+    status, held = await hold(api, me, slot["id"])
+    assert status == 201
+    guard = api.services.slots.guard
+    assert guard is not None
+    before = guard.state
+    await rebuild_inventory(api.services)  # "elsewhere": then forget we saw it
+    guard.set(before)
+    assert await act(api, me, held["id"], "confirm") == (200, "")
+    assert guard.state.epoch == before.epoch + 1
+    assert await reconcile_inventory(api.services) == []
