@@ -94,6 +94,20 @@ def order_body(run: str, pax: list[str], **extra: Any) -> dict[str, Any]:
     return {**body, "passenger_ids": pax, **extra}
 
 
+async def held_party(
+    api: Api, extra: int
+) -> tuple[str, dict[str, Any], SimulatedProvider, dict[str, Any]]:
+    """G1 three days ahead, a citizen with ``extra`` more passengers, the simulated payment
+    provider, and one held order for all of them: (run id, citizen, provider, order)."""
+    day = await setup(api)
+    g1 = f"G1-{day:%Y%m%d}"
+    me = await citizen(api, extra=extra)
+    provider = config(api.services).payments
+    assert isinstance(provider, SimulatedProvider)
+    party = await call(api, "POST", "/v1/orders", me, order_body(g1, me["pax"]), 201)
+    return g1, me, provider, party
+
+
 async def left(api: Api, run: str, cls: str = "second") -> int:
     """余票 for the run's whole length (VNP -> AOH on G1 and G3)."""
     remaining = await api.services.seats.remaining(run, cls)
@@ -471,12 +485,7 @@ async def test_refund_fee_tiers_by_departure(api: Api) -> None:
 
 
 async def test_concurrent_retries_move_seats_and_money_once(api: Api) -> None:
-    day = await setup(api)
-    g1 = f"G1-{day:%Y%m%d}"
-    me = await citizen(api, extra=2)
-    provider = config(api.services).payments
-    assert isinstance(provider, SimulatedProvider)
-    party = await call(api, "POST", "/v1/orders", me, order_body(g1, me["pax"]), 201)
+    g1, me, provider, party = await held_party(api, extra=2)
     oid = party["id"]
     # The provider is down once: 503, and the same request again completes.
     provider.fail_next = 1
@@ -510,12 +519,7 @@ async def test_concurrent_retries_move_seats_and_money_once(api: Api) -> None:
 
 
 async def test_refunding_every_ticket_of_a_party_at_once(api: Api) -> None:
-    day = await setup(api)
-    g1 = f"G1-{day:%Y%m%d}"
-    me = await citizen(api, extra=2)
-    provider = config(api.services).payments
-    assert isinstance(provider, SimulatedProvider)
-    party = await call(api, "POST", "/v1/orders", me, order_body(g1, me["pax"]), 201)
+    g1, me, provider, party = await held_party(api, extra=2)
     await call(api, "POST", f"/v1/orders/{party['id']}/pay", me)
     assert await left(api, g1) == 12
     done = await asyncio.gather(
@@ -619,12 +623,7 @@ async def test_refunds_of_one_order_at_once_take_turns(
     """Two refunds of the same order (or ticket) at once run one after the other under the
     passengers' locks: each attempt owns its locks, so the second sees the first's result
     instead of releasing seats and recording the same payment alongside it."""
-    day = await setup(api)
-    g1 = f"G1-{day:%Y%m%d}"
-    me = await citizen(api, extra=1)
-    provider = config(api.services).payments
-    assert isinstance(provider, SimulatedProvider)
-    party = await call(api, "POST", "/v1/orders", me, order_body(g1, me["pax"]), 201)
+    g1, me, provider, party = await held_party(api, extra=1)
     await call(api, "POST", f"/v1/orders/{party['id']}/pay", me, key="pay")
     inside, most = 0, 0
     refund = provider.refund
