@@ -442,3 +442,19 @@ async def vaccine_hold_ids(conn: Any, hold_ids: Sequence[str]) -> set[str]:
         "SELECT id FROM vaccine_appointments WHERE id = ANY($1::text[])", list(hold_ids)
     )
     return {r["id"] for r in rows}
+
+
+async def orphaned_waitlist_series(conn: Any) -> list[dict[str, Any]]:
+    """Live bookings of waiting vaccine waitlist orders (their idempotency key is
+    ``vwait:<order id>``) with no appointment row: a series the filler held in Redis but
+    never recorded (``vaccine_waitlist.settle_orphans``)."""
+    rows = await conn.fetch(
+        """SELECT w.id AS order_id, b.id AS hold_id, b.slot_id, b.deadline
+           FROM vaccine_waitlist w
+           JOIN bookings b ON b.account_id = w.account_id
+                AND b.idempotency_key = 'vwait:' || w.id
+           WHERE w.status = 'waiting' AND b.state IN ('held', 'confirmed')
+             AND NOT EXISTS (SELECT 1 FROM vaccine_appointments a WHERE a.id = b.id)
+           ORDER BY w.id, b.id"""
+    )
+    return [dict(r) for r in rows]

@@ -2,7 +2,7 @@
 
 One pass (batch -> idempotent writes -> acknowledge; safe to replay, safe to crash):
 1. settle offers a crashed pass left (``waitlist_fulfil.settle_offer``; hospital standby
-   places, ``hospital_standby.settle_orphans``, on the first pass and every 120th);
+   places and vaccine series, ``*.settle_orphans``, on the first pass and every 120th);
 2. end orders whose deadline passed (WAITLIST_ENDED, they leave their units);
 3. for each shard with places in cooling: per unit, read the unit's generation, then the
    waiting orders (Postgres, in line); give pieces to the first orders they serve whole
@@ -93,11 +93,12 @@ class WaitlistFiller:
         report.ended += await vaccine_waitlist.end_due(self.services, self.batch)
         self.passes += 1
         if self.passes % self.reenroll_every == 1 or self.reenroll_every == 1:
-            # Standby places a crash left given in Redis only: rare (a crash is followed by
-            # a restart, whose first pass this is), and their day gate keeps the patient
-            # from a second place meanwhile; a join over every waiting entry is not for
-            # every pass.
+            # Standby places and vaccine series a crash left given in Redis only: rare
+            # (a crash is followed by a restart, whose first pass this is), and a join
+            # over every waiting entry is not for every pass. Meanwhile a standby entry
+            # gets no second place that department and day (its day gate counts the hold).
             report.fulfilled += await hospital_standby.settle_orphans(self.services)
+            report.fulfilled += await vaccine_waitlist.settle_orphans(self.services)
             await self._reenroll()
             await hospital_standby.reenroll_all(self.services)
             await vaccine_waitlist.reenroll_all(self.services)

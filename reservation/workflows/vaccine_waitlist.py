@@ -49,7 +49,7 @@ from reservation.workflows.vaccine_booking import (
     series_id_for,
     subject_of,
 )
-from reservation.workflows.vaccine_people import NotEligible, resolve_person
+from reservation.workflows.vaccine_people import NotEligible, Person, resolve_person
 from reservation.workflows.waitlist_common import (
     NothingToWaitFor,
     NotSoldOut,
@@ -380,6 +380,72 @@ async def reenroll_all(services: Services) -> None:
         await wl.enroll(slot_unit(r["resource_id"], r["day"].isoformat()), r["waitlist_id"])
 
 
+async def settle_orphans(services: Services) -> int:
+    """Finish the series a crash left held in Redis only: the filler held an order's doses
+    (one script call) but the transaction recording them never committed, so the citizen
+    held places they were never told of, until the deadline. Found in Postgres: live
+    bookings whose idempotency key names a waiting order (``vwait:<order>``, written by
+    the persister from the holds' events) with no appointment row. The doses are numbered
+    as at the fulfilment (the person's doses given and booked, then these by time); if
+    that no longer gives the same hold ids, the series is left to expire. Returns how
+    many orders were finished."""
+    async with services.pool.acquire() as conn:
+        rows = await store.orphaned_waitlist_series(conn)
+    by_order: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_order.setdefault(r["order_id"], []).append(r)
+    settled: list[str] = []
+    for order_id, holds in by_order.items():
+        now = from_ms(services.clock())
+        async with services.pool.acquire() as conn, conn.transaction():
+            order = await conn.fetchrow(
+                "SELECT * FROM vaccine_waitlist WHERE id = $1 AND status = 'waiting' FOR UPDATE",
+                order_id,
+            )
+            if order is None:
+                continue
+            order = dict(order)
+            try:
+                person = await resolve_person(conn, order["account_id"], order["passenger_id"])
+            except FairseatError:
+                continue  # consent withdrawn meanwhile: the holds expire
+            product = (await _campaign(conn, order["campaign_id"])).product
+            await store.lock_person(conn, person.hmac)
+            given, live = await _history(conn, person.hmac, product.code, now)
+            infos = await store.slots_info(conn, [h["slot_id"] for h in holds])
+            if len(infos) != len(holds):
+                continue
+            slots = sorted(infos.values(), key=lambda s: s["starts_at"])
+            start = len(given) + len(live) + 1
+            plan = [PlannedDose(start + i, local_day(s["starts_at"])) for i, s in enumerate(slots)]
+            key = f"vwait:{order_id}"
+            hold_ids = [
+                derive_hold_id(services, s["id"], order["account_id"], dose_key(key, p.dose))
+                for s, p in zip(slots, plan, strict=True)
+            ]
+            if sorted(hold_ids) != sorted(h["hold_id"] for h in holds):
+                continue  # numbered otherwise now: not this series' doses
+            deadline = min(h["deadline"] for h in holds)
+            await _record_fulfilment(
+                services,
+                conn,
+                order,
+                person,
+                product.code,
+                slots,
+                plan,
+                hold_ids,
+                series_id_for(services, order["account_id"], key),
+                int(deadline.timestamp() * 1000),
+                "recovered",
+                now,
+            )
+        settled.append(order_id)
+    for order_id in settled:
+        await _leave(services, order_id)
+    return len(settled)
+
+
 async def offer_piece(services: Services, *, slot_id: str, piece_id: str) -> bool:
     """The filler's hook for a vaccination resource's place in cooling: the first order
     in line whose rules allow it gets a held booking. True if given."""
@@ -495,67 +561,99 @@ async def _try_order(
             continue  # that dose 2 filled up meanwhile: the next one
         except InventoryError:
             return "gone"
-        rows = [
-            {
-                "id": hold_id,
-                "series_id": series_id,
-                "account_id": order["account_id"],
-                "person_hmac": person.hmac,
-                "passenger_id": person.passenger_id,
-                "person_name": person.name,
-                "person_masked": person.masked,
-                "product_code": product.code,
-                "campaign_id": order["campaign_id"],
-                "dose": p.dose,
-                "slot_id": s["id"],
-                "provider_id": s["provider_id"],
-                "site_name": s.get("site_name"),
-                "day": p.day,
-                "starts_at": s["starts_at"],
-                "state": "held",
-                "deadline": from_ms(held.deadline_ms),
-                "created_at": now,
-            }
-            for hold_id, s, p in zip(hold_ids, slots, plan, strict=True)
-        ]
-        await store.insert_appointments(conn, rows)
-        for row in rows:
-            await record_notification(
-                conn,
-                account_id=order["account_id"],
-                kind=NotificationKind.HELD,
-                subject=subject_of(row["id"]),
-                payload={**_notification_payload(row, "held"), "pay_by": iso(row["deadline"])},
-                dedupe_key=f"{subject_of(row['id'])}:held",
-                at=now,
-            )
-        await conn.execute(
-            "UPDATE vaccine_waitlist SET status = 'fulfilled', series_id = $2, ended_at = $3"
-            " WHERE id = $1",
-            order["id"],
-            series_id,
-            now,
-        )
-        payload = {
-            "order": order["id"],
-            "series_id": series_id,
-            "holds": hold_ids,
-            "slots": [s["id"] for s in slots],
-            "piece": piece_id,
-            "deadline": iso(from_ms(held.deadline_ms)),
-            "product": product.code,
-        }
-        await record_notification(
+        await _record_fulfilment(
+            services,
             conn,
-            account_id=order["account_id"],
-            kind=NotificationKind.WAITLIST_FULFILLED,
-            subject=order["id"],
-            payload=payload,
-            dedupe_key=f"waitlist:{order['id']}:fulfilled",
-            at=now,
-        )
-        await audit.append(
-            conn, audit.Kind.ALLOCATION, f"waitlist:{order['id']}", ACTOR, payload, at=now
+            order,
+            person,
+            product.code,
+            slots,
+            plan,
+            hold_ids,
+            series_id,
+            held.deadline_ms,
+            piece_id,
+            now,
         )
         return "given"
     return "skip"
+
+
+async def _record_fulfilment(
+    services: Services,
+    conn: Any,
+    order: dict[str, Any],
+    person: Person,
+    product_code: str,
+    slots: list[dict[str, Any]],
+    plan: list[PlannedDose],
+    hold_ids: list[str],
+    series_id: str,
+    deadline_ms: int,
+    piece_id: str,
+    now: dt.datetime,
+) -> None:
+    """The Postgres side of a series held for an order (``conn``'s transaction): the
+    appointments, their held notes, the order fulfilled, WAITLIST_FULFILLED, the audit."""
+    rows = [
+        {
+            "id": hold_id,
+            "series_id": series_id,
+            "account_id": order["account_id"],
+            "person_hmac": person.hmac,
+            "passenger_id": person.passenger_id,
+            "person_name": person.name,
+            "person_masked": person.masked,
+            "product_code": product_code,
+            "campaign_id": order["campaign_id"],
+            "dose": p.dose,
+            "slot_id": s["id"],
+            "provider_id": s["provider_id"],
+            "site_name": s.get("site_name"),
+            "day": p.day,
+            "starts_at": s["starts_at"],
+            "state": "held",
+            "deadline": from_ms(deadline_ms),
+            "created_at": now,
+        }
+        for hold_id, s, p in zip(hold_ids, slots, plan, strict=True)
+    ]
+    await store.insert_appointments(conn, rows)
+    for row in rows:
+        await record_notification(
+            conn,
+            account_id=order["account_id"],
+            kind=NotificationKind.HELD,
+            subject=subject_of(row["id"]),
+            payload={**_notification_payload(row, "held"), "pay_by": iso(row["deadline"])},
+            dedupe_key=f"{subject_of(row['id'])}:held",
+            at=now,
+        )
+    await conn.execute(
+        "UPDATE vaccine_waitlist SET status = 'fulfilled', series_id = $2, ended_at = $3"
+        " WHERE id = $1",
+        order["id"],
+        series_id,
+        now,
+    )
+    payload = {
+        "order": order["id"],
+        "series_id": series_id,
+        "holds": hold_ids,
+        "slots": [s["id"] for s in slots],
+        "piece": piece_id,
+        "deadline": iso(from_ms(deadline_ms)),
+        "product": product_code,
+    }
+    await record_notification(
+        conn,
+        account_id=order["account_id"],
+        kind=NotificationKind.WAITLIST_FULFILLED,
+        subject=order["id"],
+        payload=payload,
+        dedupe_key=f"waitlist:{order['id']}:fulfilled",
+        at=now,
+    )
+    await audit.append(
+        conn, audit.Kind.ALLOCATION, f"waitlist:{order['id']}", ACTOR, payload, at=now
+    )

@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from reservation.workers.sweeper import Sweeper
+from reservation.workflows import vaccine_waitlist
 from tests.api_fixture import Api
 from tests.vaccine.support import (
     Site,
@@ -22,7 +25,7 @@ from tests.vaccine.support import (
     row,
     two_dose_slots,
 )
-from tests.waitlist.support import fill
+from tests.waitlist.support import fill, persist
 
 
 async def wait(
@@ -158,3 +161,46 @@ async def test_the_deadline_ends_the_order(api: Api) -> None:
     resp = await api.client.get(f"/v1/vaccine/waitlist/{order['id']}", headers=who["headers"])
     assert (await resp.json())["state"] == "ended"
     assert "waitlist_ended" in await notes(api, who["account_id"])
+
+
+async def test_a_series_held_before_a_crash_is_recorded_by_the_next_pass(
+    api: Api, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The filler held the order's doses in Redis (one script call) and died before the
+    transaction recording them: the next pass finds the live bookings of the waiting order
+    with no appointments and records them, numbered as the fulfilment would have."""
+    dose1, dose2 = await two_dose_slots(api, site, capacity=1, dose2_capacity=5)
+    idler, waiter = [await citizen(api) for _ in range(2)]
+    await book_ok(api, idler, [dose1, dose2], key="idle")
+    order = await wait(api, waiter, body_for(api, site))
+    assert await expire_holds(api) == 2
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError("the process died here")
+
+    monkeypatch.setattr(vaccine_waitlist, "_record_fulfilment", crash)
+    with pytest.raises(ConnectionResetError):
+        await fill(api)
+    monkeypatch.undo()
+    resp = await api.client.get(f"/v1/vaccine/waitlist/{order['id']}", headers=waiter["headers"])
+    assert (await resp.json())["state"] == "waiting"  # not recorded: nobody was told
+    assert (await api.services.slots.available([dose1, dose2])) == {dose1: 0, dose2: 4}
+
+    await persist(api)
+    await fill(api)
+    resp = await api.client.get(f"/v1/vaccine/waitlist/{order['id']}", headers=waiter["headers"])
+    done = await resp.json()
+    assert done["state"] == "fulfilled"
+    resp = await api.client.get(
+        f"/v1/vaccine/bookings/{done['series_id']}", headers=waiter["headers"]
+    )
+    series = await resp.json()
+    assert sorted((a["dose"], a["slot_id"], a["state"]) for a in series["appointments"]) == [
+        (1, dose1, "held"),
+        (2, dose2, "held"),
+    ]
+    assert (await notes(api, waiter["account_id"])).count("waitlist_fulfilled") == 1
+    resp = await confirm(api, waiter, done["series_id"])
+    assert resp.status == 200, await resp.text()
+    # The places were taken once: nothing more was held for anybody.
+    assert (await api.services.slots.available([dose1, dose2])) == {dose1: 0, dose2: 4}
