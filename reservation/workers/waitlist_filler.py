@@ -42,7 +42,7 @@ from reservation.store import waitlist as store
 from reservation.workflows import hospital_standby, vaccine_waitlist
 from reservation.workflows.slot_domains import ResourceDomains
 from reservation.workflows.train_inventory import get_run, remaining
-from reservation.workflows.waitlist_common import freeing, leave_units
+from reservation.workflows.waitlist_common import FILLER, freeing, leave_units
 from reservation.workflows.waitlist_fulfil import fulfil_slot, fulfil_train, settle_offer
 
 log = logging.getLogger("fairseat.waitlist")
@@ -322,7 +322,7 @@ class WaitlistFiller:
                     conn,
                     audit.Kind.CANCELLATION,
                     f"handoff:{flag['object']}",
-                    "waitlist_filler",
+                    FILLER,
                     {
                         "flag": flag["id"],
                         "kind": flag["kind"],

@@ -35,7 +35,6 @@ from reservation.domain.clock import CHINA, from_ms, iso, local_day
 from reservation.domain.slots import hold_deadline_ms
 from reservation.domain.vaccine import PlannedDose, check_plan, dose_window
 from reservation.errors import FairseatError, NotFound
-from reservation.fairness import audit
 from reservation.fairness.waitlist import MAX_WAITING_PER_ACCOUNT
 from reservation.notifications.record import NotificationKind, record_notification
 from reservation.services import Services
@@ -56,10 +55,10 @@ from reservation.workflows.waitlist_common import (
     NotWaiting,
     WaitlistCap,
     freeing,
+    record_fulfilled,
 )
 
 MAX_DAYS = 14
-ACTOR = "waitlist_filler"
 
 
 class BadVaccineWaitlist(FairseatError):
@@ -380,6 +379,23 @@ async def reenroll_all(services: Services) -> None:
         await wl.enroll(slot_unit(r["resource_id"], r["day"].isoformat()), r["waitlist_id"])
 
 
+def _order_key(order_id: str) -> str:
+    """The idempotency key of an order's series (and so of its holds' bookings)."""
+    return f"vwait:{order_id}"
+
+
+def _series_hold_ids(
+    services: Services, order: dict[str, Any], slots: list[dict[str, Any]], plan: list[PlannedDose]
+) -> list[str]:
+    """The hold id of each dose of the order's series: the fulfilment holds under these,
+    and the recovery of a crashed one recognises its holds by them."""
+    key = _order_key(order["id"])
+    return [
+        derive_hold_id(services, s["id"], order["account_id"], dose_key(key, p.dose))
+        for s, p in zip(slots, plan, strict=True)
+    ]
+
+
 async def settle_orphans(services: Services) -> int:
     """Finish the series a crash left held in Redis only: the filler held an order's doses
     (one script call) but the transaction recording them never committed, so the citizen
@@ -418,11 +434,7 @@ async def settle_orphans(services: Services) -> int:
             slots = sorted(infos.values(), key=lambda s: s["starts_at"])
             start = len(given) + len(live) + 1
             plan = [PlannedDose(start + i, local_day(s["starts_at"])) for i, s in enumerate(slots)]
-            key = f"vwait:{order_id}"
-            hold_ids = [
-                derive_hold_id(services, s["id"], order["account_id"], dose_key(key, p.dose))
-                for s, p in zip(slots, plan, strict=True)
-            ]
+            hold_ids = _series_hold_ids(services, order, slots, plan)
             if sorted(hold_ids) != sorted(h["hold_id"] for h in holds):
                 continue  # numbered otherwise now: not this series' doses
             deadline = min(h["deadline"] for h in holds)
@@ -435,7 +447,7 @@ async def settle_orphans(services: Services) -> int:
                 slots,
                 plan,
                 hold_ids,
-                series_id_for(services, order["account_id"], key),
+                series_id_for(services, order["account_id"], _order_key(order_id)),
                 int(deadline.timestamp() * 1000),
                 "recovered",
                 now,
@@ -525,16 +537,13 @@ async def _try_order(
         candidates = [
             [first, s] for s in later if available.get(s["id"]) and s["release_at"] <= now
         ]
-    key = f"vwait:{order['id']}"
+    key = _order_key(order["id"])
     series_id = series_id_for(services, order["account_id"], key)
     for slots in candidates:
         plan = [PlannedDose(start + i, local_day(s["starts_at"])) for i, s in enumerate(slots)]
         if refused(plan):
             continue
-        hold_ids = [
-            derive_hold_id(services, s["id"], order["account_id"], dose_key(key, p.dose))
-            for s, p in zip(slots, plan, strict=True)
-        ]
+        hold_ids = _series_hold_ids(services, order, slots, plan)
         now_ms = services.clock()
         deadline = hold_deadline_ms(
             now_ms,
@@ -645,15 +654,6 @@ async def _record_fulfilment(
         "deadline": iso(from_ms(deadline_ms)),
         "product": product_code,
     }
-    await record_notification(
-        conn,
-        account_id=order["account_id"],
-        kind=NotificationKind.WAITLIST_FULFILLED,
-        subject=order["id"],
-        payload=payload,
-        dedupe_key=f"waitlist:{order['id']}:fulfilled",
-        at=now,
-    )
-    await audit.append(
-        conn, audit.Kind.ALLOCATION, f"waitlist:{order['id']}", ACTOR, payload, at=now
+    await record_fulfilled(
+        conn, order_id=order["id"], account_id=order["account_id"], payload=payload, now=now
     )

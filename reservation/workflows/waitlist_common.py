@@ -8,6 +8,7 @@ filler's attempt to put freed places back on open sale is refused (docs/waitlist
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -16,7 +17,9 @@ from typing import Any
 from inventory.waitlist_engine import Freeing
 from reservation.domain.clock import iso
 from reservation.errors import FairseatError
+from reservation.fairness import audit
 from reservation.fairness.waitlist import MAX_WAITING_PER_ACCOUNT, WaitlistRuleError
+from reservation.notifications.record import NotificationKind, record_notification
 from reservation.services import Services
 from reservation.store import waitlist as store
 
@@ -120,3 +123,23 @@ async def order_view(services: Services, order: dict[str, Any]) -> dict[str, Any
         "ended_at": iso(order["ended_at"]),
         "end_reason": order["end_reason"],
     }
+
+
+FILLER = "waitlist_filler"  # the actor of every allocation the filler audits
+
+
+async def record_fulfilled(
+    conn: Any, *, order_id: str, account_id: str, payload: dict[str, Any], now: dt.datetime
+) -> None:
+    """An order got its place (in ``conn``'s transaction): WAITLIST_FULFILLED to its
+    citizen, once per order, and the allocation in the audit log, with ``payload``."""
+    await record_notification(
+        conn,
+        account_id=account_id,
+        kind=NotificationKind.WAITLIST_FULFILLED,
+        subject=order_id,
+        payload=payload,
+        dedupe_key=f"waitlist:{order_id}:fulfilled",
+        at=now,
+    )
+    await audit.append(conn, audit.Kind.ALLOCATION, f"waitlist:{order_id}", FILLER, payload, at=now)

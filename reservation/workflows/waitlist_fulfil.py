@@ -22,8 +22,6 @@ from inventory.seat_model import hold_fingerprint
 from inventory.slot_engine import Hold
 from reservation.domain.clock import from_ms, iso
 from reservation.domain.slots import hold_deadline_ms as slot_deadline_ms
-from reservation.fairness import audit
-from reservation.notifications.record import NotificationKind, record_notification
 from reservation.services import Services
 from reservation.store import waitlist as store
 from reservation.workflows.epoch_fence import write_epoch
@@ -39,9 +37,7 @@ from reservation.workflows.train_orders import (
     rows_from_hold,
     write_rows,
 )
-from reservation.workflows.waitlist_common import freeing, leave_units
-
-ACTOR = "waitlist_filler"
+from reservation.workflows.waitlist_common import freeing, leave_units, record_fulfilled
 
 
 def seat_hold_id(services: Services, order: dict[str, Any]) -> str:
@@ -77,17 +73,12 @@ async def record_fulfilment(
     async with services.pool.acquire() as conn, conn.transaction():
         done = await store.mark_fulfilled(conn, order["id"], hold_id, rank, now)
         if done:
-            await record_notification(
+            await record_fulfilled(
                 conn,
+                order_id=order["id"],
                 account_id=order["account_id"],
-                kind=NotificationKind.WAITLIST_FULFILLED,
-                subject=order["id"],
                 payload=payload,
-                dedupe_key=f"waitlist:{order['id']}:fulfilled",
-                at=now,
-            )
-            await audit.append(
-                conn, audit.Kind.ALLOCATION, f"waitlist:{order['id']}", ACTOR, payload, at=now
+                now=now,
             )
     if done:
         await leave_units(services, order["id"])
