@@ -60,7 +60,7 @@ class DayGatePart:
                 pipe.delete(key)  # not unlink: async in a cluster pipeline
             for key, entries in snapshot.gates.items():
                 pipe.hset(key, mapping=entries)
-                pipe.pexpireat(key, max(int(v.rsplit("|", 1)[1]) for v in entries.values()))
+                pipe.pexpireat(key, max(_entry(v)[1] for v in entries.values()))
             await pipe.execute()
         report.day_gates = len(snapshot.gates)
 
@@ -80,11 +80,17 @@ class DayGatePart:
         return diffs
 
 
+def _entry(value: str) -> tuple[str, int]:
+    """A gate entry, "<hold id>|<until ms>" (hospital_day_reserve.lua), as its parts."""
+    hold_id, _, until = value.rpartition("|")
+    return hold_id, int(until)
+
+
 def _holds(entries: dict[str, str], now_ms: int) -> dict[str, str]:
     """department -> hold id of the entries still counting at ``now_ms``."""
     out = {}
     for department, value in entries.items():
-        hold_id, _, until = value.rpartition("|")
-        if int(until) >= now_ms:
+        hold_id, until_ms = _entry(value)
+        if until_ms >= now_ms:
             out[department] = hold_id
     return out
