@@ -9,7 +9,9 @@ they go through only if the epoch is still the one read *before* the Redis chang
 Reading it before is what makes the fence sound: the change ran under that epoch or a
 later one, so "still that epoch at commit" means no rebuild started in between. When the
 process's cached epoch moves during the request (a rebuild just finished), the commit is
-refused though it was safe: a 503, and the retry replays against the rebuilt Redis.
+refused though it was safe; the errors middleware then runs the request once more with the
+fresh epoch (``api.middleware._run``), and its Redis step replays against the rebuilt
+inventory. Only a second refusal reaches the client, as 503 ``sales_closed``.
 """
 
 from __future__ import annotations
