@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from redis.asyncio.cluster import RedisCluster
 
 from inventory.epoch import LOST, NEVER_BUILT, REBUILDING, EpochGuard, EpochState
+from inventory.errors import SalesClosed
 from inventory.slot_engine import RestoredHold, RestoredSlot, shard_from_id
 from reservation.domain.clock import from_ms, iso, to_ms
 from reservation.services import Services
@@ -105,6 +106,7 @@ class RebuildReport:
     removed_seat_holds: int = 0
     oversold_seats: list[str] = field(default_factory=list)  # must stay empty
     seconds: float = 0.0
+    attempts: int = 1  # more than 1: the markers were overwritten meanwhile (rebuild_inventory)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +127,7 @@ class RebuildReport:
             "removed_seat_holds": self.removed_seat_holds,
             "oversold_seats": self.oversold_seats,
             "seconds": round(self.seconds, 3),
+            "attempts": self.attempts,
         }
 
 
@@ -604,8 +607,28 @@ async def _compare_account_caps(
 
 
 # The two commands --------------------------------------------------------------------------
-async def rebuild_inventory(services: Services) -> RebuildReport:
-    """Close sales, drain the outboxes, rewrite the live inventory from Postgres, open."""
+async def rebuild_inventory(services: Services, *, attempts: int = 3) -> RebuildReport:
+    """Close sales, drain the outboxes, rewrite the live inventory from Postgres, open.
+
+    A process that closes sales (it saw a Redis restart, :func:`close_sales`) while this
+    runs overwrites the shards' markers, and the next restoring script is refused with
+    ``sales_closed``. That refusal is kept on purpose (Redis may just have lost what this
+    rebuild wrote), and the whole rebuild starts again under a new epoch, up to
+    ``attempts`` times, so the operator does not have to."""
+    for attempt in range(1, attempts + 1):
+        try:
+            report = await _rebuild_once(services)
+        except SalesClosed:
+            if attempt == attempts:
+                raise
+            log.warning("rebuild %d of %d: the markers were overwritten; again", attempt, attempts)
+        else:
+            report.attempts = attempt
+            return report
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _rebuild_once(services: Services) -> RebuildReport:
     started = time.monotonic()
     prefix = services.keys.prefix
     report = RebuildReport()

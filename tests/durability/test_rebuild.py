@@ -13,10 +13,17 @@ from typing import Any
 
 import pytest
 
+from inventory.epoch import LOST
+from inventory.errors import SalesClosed
 from inventory.slot_engine import shard_from_id
 from reservation.cli import main
+from reservation.services import Services
 from reservation.settings import Settings
+from reservation.workflows import rebuild_inventory as rebuild_module
 from reservation.workflows.rebuild_inventory import (
+    Difference,
+    RebuildReport,
+    Snapshot,
     drain_outbox,
     ensure_inventory_ready,
     rebuild_inventory,
@@ -235,3 +242,66 @@ async def test_nothing_expires_while_sales_are_closed(guarded: Api, booked: dict
     view = await api.services.slots.read_hold(ids["held"])
     assert view is not None and view.state == "expired"
     assert await reconcile_inventory(api.services) == []
+
+
+class _CloserMidRebuild:
+    """A part restored first that, once, does what a process seeing a Redis restart does
+    during a rebuild: writes the lost marker into every shard (close_sales)."""
+
+    name = "closer-mid-rebuild"
+
+    def __init__(self) -> None:
+        self.fired = 0
+
+    async def read(self, services: Services, now_ms: int) -> Snapshot:
+        return Snapshot(now_ms, [], [])
+
+    async def restore(
+        self, services: Services, snapshot: Snapshot, marker: str, report: RebuildReport
+    ) -> None:
+        if not self.fired:
+            self.fired += 1
+            await overwrite_markers(services)
+
+    def live_account_holds(self, snapshot: Snapshot) -> dict[str, dict[str, int]]:
+        return {}
+
+    async def compare(self, services: Services, snapshot: Snapshot) -> list[Difference]:
+        return []
+
+
+async def test_a_rebuild_whose_markers_are_overwritten_starts_again(
+    guarded: Api, booked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = guarded
+    await forget_everything(api)
+    closer = _CloserMidRebuild()
+    monkeypatch.setattr(rebuild_module, "PARTS", [closer, *rebuild_module.all_parts()])
+
+    report = await rebuild_inventory(api.services)
+
+    assert closer.fired == 1
+    assert report.attempts == 2
+    assert (report.slots, report.live_holds, report.confirmed) == (2, 3, 1)
+    assert await sales_open(api.services)
+    assert await reconcile_inventory(api.services) == []
+
+    # Every attempt overwritten: the refusal reaches the operator, sales stay closed.
+    closer.fired = 0
+    monkeypatch.setattr(closer, "restore", _always_overwrite)
+    with pytest.raises(SalesClosed):
+        await rebuild_inventory(api.services, attempts=2)
+    assert not await sales_open(api.services)
+
+
+async def _always_overwrite(
+    services: Services, snapshot: Snapshot, marker: str, report: RebuildReport
+) -> None:
+    await overwrite_markers(services)
+
+
+async def overwrite_markers(services: Services) -> None:
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for shard in range(services.keys.shard_count):
+            pipe.set(services.keys.epoch(shard), LOST)
+        await pipe.execute()
