@@ -178,6 +178,8 @@ async def bench_seats(
     )
     keys = Keys(prefix=f"bench-{secrets.token_hex(4)}")
     # Finished holds and replay records expire soon: the bench leaves nothing for long.
+    # The engine's default: redis-py's own call path, as the trivial script's (the same
+    # client setup for both rates; no pipelining client).
     engine = SeatEngine(client, keys, keep_ms=600_000)
     bench = _Bench(client, engine, concurrency)
     trivial: list[dict[str, float]] = []

@@ -40,6 +40,7 @@ from inventory.epoch import EpochGuard
 from inventory.errors import HoldNotLive, InventoryError, NotOwner, SalesClosed
 from inventory.keys import Keys
 from inventory.replies import as_text
+from inventory.script_client import ScriptClient
 from inventory.scripts import script_source
 from inventory.seat_codes import ChangeAborted, SeatCode, error_for
 from inventory.seat_keys import HASHTABLE_FIELD, HASHTABLE_VALUE, SeatKeys, SeatUnitKeys
@@ -207,9 +208,14 @@ class SeatEngine:
         hold_ms: int = 15 * 60_000,
         keep_ms: int = 7 * 86_400_000,
         guard: EpochGuard | None = None,
+        calls: ScriptClient | None = None,
     ) -> None:
         self.client = client
         self.keys = SeatKeys(keys)
+        # The service passes its pipelining client (shared with SlotEngine): redis-py's own
+        # per-call path costs an HTTP worker several times the CPU per script call. Without
+        # one (tests, tools) calls stay on redis-py's path and open no connections of ours.
+        self.calls = calls or ScriptClient(client, pipelining=False)
         # Without a guard the scripts skip the epoch check: only for tests and tools that
         # own their Redis. The service installs one (reservation.workflows.rebuild_inventory).
         self.guard = guard
@@ -234,12 +240,12 @@ class SeatEngine:
         retried once if the expected epoch changed meanwhile (a rebuild just finished)."""
         keys = [*keys, self.keys.keys.epoch(shard)]
         expected = "" if self.guard is None else await self.guard.expected()
-        reply = await script(keys=keys, args=[*args, expected])
+        reply = await self.calls.call(script, keys, [*args, expected])
         if int(reply[0]) == SeatCode.SALES_CLOSED and self.guard is not None:
             with contextlib.suppress(Exception):
                 fresh = (await self.guard.refresh()).expected
                 if fresh != expected:
-                    reply = await script(keys=keys, args=[*args, fresh])
+                    reply = await self.calls.call(script, keys, [*args, fresh])
         return reply
 
     async def _epoch_valid(self, shard: int) -> bool:
@@ -629,8 +635,8 @@ class SeatEngine:
             args += [gap, count]
         args += [HASHTABLE_FIELD, HASHTABLE_VALUE]
         args += list(records)
-        reply = await self._restore(
-            keys=[*u.inventory[:7], self.keys.keys.epoch(u.shard)], args=args
+        reply = await self.calls.call(
+            self._restore, [*u.inventory[:7], self.keys.keys.epoch(u.shard)], args
         )
         if int(reply[0]) < 0:
             raise _refusal(reply)
@@ -659,7 +665,7 @@ class SeatEngine:
                 args += [",".join(h.live_passengers)]
                 for name, value in fields.items():
                     args += [name, value]
-            reply = await self._restore_holds(keys=keys, args=args)
+            reply = await self.calls.call(self._restore_holds, keys, args)
             if int(reply[0]) < 0:
                 raise _refusal(reply)
 

@@ -103,7 +103,7 @@ async def open_services(
     )
     slots = SlotEngine(client, keys, calls=calls)
     # --- waitlist (issue 5): freed places cool, go to the waitlist first, then back on sale
-    seats = SeatEngine(client, keys, clock=clock)
+    seats = SeatEngine(client, keys, clock=clock, calls=calls)
     slots.freeing = seats.freeing = Freeing(
         client,
         keys,
