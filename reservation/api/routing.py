@@ -20,6 +20,7 @@ from reservation.errors import (
     BodyTooLarge,
     Forbidden,
     MalformedJson,
+    NotFound,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -100,9 +101,12 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise MalformedJson("A JSON body is required.")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedJson(f"The request body is not valid JSON: {exc}") from exc
+    if b"\\u0000" in raw:  # JSON can carry a NUL only escaped: walk only then
+        _refuse_nul(_nul_fields(data, ""))
+    return data
 
 
 async def read_csv(request: web.Request, what: str) -> bytes:
@@ -114,6 +118,42 @@ async def read_csv(request: web.Request, what: str) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise BodyTooLarge() from exc
+
+
+# Postgres text (and jsonb) cannot hold U+0000: a string carrying one would fail at the
+# query with a driver error. No field of the API may contain it, so it is refused here,
+# before any handler runs, for the path, the query and the JSON body alike.
+NUL = "\x00"
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+
+
+def _nul_fields(data: Any, where: str) -> list[str]:
+    """The dotted locations of every string (or object key) in ``data`` holding a NUL."""
+    if isinstance(data, str):
+        return [where] if NUL in data else []
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            loc = f"{where}.{key}" if where else str(key)
+            if NUL in key:
+                found.append(loc)
+            found += _nul_fields(value, loc)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found += _nul_fields(value, f"{where}.{index}" if where else str(index))
+    return found
+
+
+def _refuse_nul(fields: list[str]) -> None:
+    if fields:
+        raise ValidationFailed(errors=[{"field": f, "message": NUL_MESSAGE} for f in fields])
+
+
+def refuse_nul_in_path(request: web.Request) -> None:
+    """A path parameter with a NUL names nothing that can exist: 404, like any unknown id."""
+    for name, value in request.match_info.items():
+        if NUL in value:
+            raise NotFound(f"No such {name}: it contains the NUL character (U+0000).")
 
 
 def _validate(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:
@@ -133,12 +173,15 @@ def bind(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
             principal = await services.auth.authenticate(request.headers.get("Authorization"))
             if principal.role not in route.roles:
                 raise Forbidden()
+        refuse_nul_in_path(request)
         body = None
         if route.body is not None:
             body = _validate(route.body, await read_json(request), "body")
         query = None
         if route.query is not None:
-            query = _validate(route.query, dict(request.query), "query")
+            params = dict(request.query)
+            _refuse_nul(_nul_fields(params, "query"))
+            query = _validate(route.query, params, "query")
         return await route.handler(Call(request, services, principal, body, query))
 
     endpoint.__name__ = route.handler.__name__

@@ -208,3 +208,67 @@ async def test_bad_idempotency_key(api: Api) -> None:
         assert resp.status == 422, key
         assert (await resp.json())["fields"]["errors"][0]["field"] == "header.Idempotency-Key"
     assert (await api.services.slots.available([slot["id"]]))[slot["id"]] == 5
+
+
+async def test_nul_character_in_body_is_a_field_error(api: Api) -> None:
+    """Postgres cannot store U+0000: a body string carrying one is a 422 naming the field,
+    never a driver error (it was a 500 on every route that queried with it)."""
+    citizen = await register(api.client)
+    resp = await api.client.post(
+        "/v1/hospital/registrations", json={"slot_id": "s1-\x00"}, headers=citizen["headers"]
+    )
+    assert resp.status == 422
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert body["fields"]["errors"] == [
+        {"field": "slot_id", "message": "must not contain the NUL character (U+0000)"}
+    ]
+    # Nested (a jsonb column): publishes nothing.
+    resp = await api.client.post(
+        "/v1/providers/hosp-a/slots",
+        json={
+            "resources": [{"code": "dr-li", "name": "Dr Li", "details": {"n\x00te": "a\x00"}}],
+            "slots": [api.slot()],
+        },
+        headers=api.staff_headers("hosp-a"),
+    )
+    assert resp.status == 422
+    fields = {e["field"] for e in (await resp.json())["fields"]["errors"]}
+    assert fields == {"resources.0.details.n\x00te"}
+    async with api.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM resources") == 0
+    # The literal text \u0000 (an escaped backslash) is an ordinary string.
+    resp = await api.client.post(
+        "/v1/citizens",
+        data=b'{"name": "a\\\\u0000", "phone": "1", "id_number": "1"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status == 422
+    assert {e["field"] for e in (await resp.json())["fields"]["errors"]} == {"phone", "id_number"}
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/stations?q=%00", "query.q"),
+        ("/v1/slots?provider_id=x%00", "query.provider_id"),
+        ("/v1/trains/search?from=%00&to=AOH&date=2026-11-26", "query.from"),
+    ],
+)
+async def test_nul_character_in_query_is_a_field_error(api: Api, path: str, field: str) -> None:
+    resp = await api.client.get(path)
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert [e["field"] for e in body["fields"]["errors"]] == [field]
+
+
+async def test_nul_character_in_path_is_not_found(api: Api) -> None:
+    citizen = await register(api.client)
+    for path in ("/v1/train-runs/%00", "/v1/train-runs/G1%00/remaining"):
+        resp = await api.client.get(path)
+        assert resp.status == 404, path
+        assert_error(await resp.json(), "not_found")
+    resp = await api.client.get("/v1/orders/o%00x", headers=citizen["headers"])
+    assert resp.status == 404
+    assert_error(await resp.json(), "not_found")
