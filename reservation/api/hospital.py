@@ -16,7 +16,7 @@ from reservation.api.routing import Call, Route, json_response, read_csv
 from reservation.auth import Role
 from reservation.domain.clock import iso
 from reservation.domain.hospital import HospitalPolicy, cancel_deadline
-from reservation.errors import NotFound, ValidationFailed
+from reservation.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from reservation.store import catalog
 from reservation.store import hospital as store
 from reservation.workflows import (
@@ -358,11 +358,17 @@ async def hospital_publish_json(call: Call) -> web.Response:
 async def hospital_publish_csv(call: Call) -> web.Response:
     provider_id = await _hospital_of(call)
     raw = await read_csv(call.request, "schedule")
+    charset = call.request.charset or "utf-8"
     try:
-        text = raw.decode(call.request.charset or "utf-8")
+        text = raw.decode(charset)
+    except LookupError as exc:  # the client named a charset Python has no text codec for
+        raise UnsupportedMediaType(
+            f"Unknown charset {charset!r}: send the schedule as text/csv in UTF-8."
+        ) from exc
     except UnicodeDecodeError as exc:
         raise ValidationFailed(
-            "The CSV is not valid UTF-8.", errors=[{"row": 0, "field": "body", "message": str(exc)}]
+            f"The CSV is not valid {charset} text.",
+            errors=[{"row": 0, "field": "body", "message": str(exc)}],
         ) from exc
     rows = hospital_publish.csv_rows(text)
     out = await hospital_publish.publish_schedules(

@@ -272,3 +272,17 @@ async def test_nul_character_in_path_is_not_found(api: Api) -> None:
     resp = await api.client.get("/v1/orders/o%00x", headers=citizen["headers"])
     assert resp.status == 404
     assert_error(await resp.json(), "not_found")
+
+
+@pytest.mark.parametrize("charset", ["no-such-charset", "rot13"])
+async def test_csv_in_an_unknown_charset_is_unsupported(api: Api, charset: str) -> None:
+    """A charset Python has no text codec for is the client's media type, not a 500."""
+    resp = await api.client.post(
+        "/v1/hospital/providers/hosp-a/schedules.csv",
+        data=b"department_code\n",
+        headers={**api.staff_headers("hosp-a"), "Content-Type": f"text/csv; charset={charset}"},
+    )
+    assert resp.status == 415, await resp.text()
+    body = await resp.json()
+    assert_error(body, "unsupported_media_type")
+    assert charset in body["message"]
