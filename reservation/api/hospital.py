@@ -12,7 +12,7 @@ from reservation.api import hospital_schemas as hs
 from reservation.api.citizen import PEOPLE
 from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address
-from reservation.api.routing import Call, Route, json_response, read_csv
+from reservation.api.routing import Call, Route, json_response, read_csv, refuse_nul_in_text
 from reservation.auth import Role
 from reservation.domain.clock import iso
 from reservation.domain.hospital import HospitalPolicy, cancel_deadline
@@ -370,6 +370,7 @@ async def hospital_publish_csv(call: Call) -> web.Response:
             f"The CSV is not valid {charset} text.",
             errors=[{"row": 0, "field": "body", "message": str(exc)}],
         ) from exc
+    refuse_nul_in_text(text)
     rows = hospital_publish.csv_rows(text)
     out = await hospital_publish.publish_schedules(
         call.services, provider_id, rows, actor=_actor(call)

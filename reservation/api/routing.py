@@ -104,8 +104,7 @@ async def read_json(request: web.Request) -> Any:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedJson(f"The request body is not valid JSON: {exc}") from exc
-    if b"\\u0000" in raw:  # JSON can carry a NUL only escaped: walk only then
-        _refuse_nul(_nul_fields(data, ""))
+    refuse_nul_in_json(raw, data)
     return data
 
 
@@ -147,6 +146,23 @@ def _nul_fields(data: Any, where: str) -> list[str]:
 def _refuse_nul(fields: list[str]) -> None:
     if fields:
         raise ValidationFailed(errors=[{"field": f, "message": NUL_MESSAGE} for f in fields])
+
+
+def refuse_nul_in_json(raw: bytes, data: Any) -> None:
+    """``data`` is ``raw`` parsed. JSON can carry a NUL only escaped: walk only then."""
+    if b"\\u0000" in raw:
+        _refuse_nul(_nul_fields(data, ""))
+
+
+def refuse_nul_in_text(text: str) -> None:
+    """A text upload (CSV) holding a NUL: 422 naming its line."""
+    index = text.find(NUL)
+    if index >= 0:
+        line = text.count("\n", 0, index) + 1
+        raise ValidationFailed(
+            f"Line {line} contains the NUL character (U+0000); nothing was changed.",
+            errors=[{"row": None, "line": line, "field": "body", "message": NUL_MESSAGE}],
+        )
 
 
 def refuse_nul_in_path(request: web.Request) -> None:

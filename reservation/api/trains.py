@@ -3,13 +3,21 @@ origin-destination pair, and timetable import for railway staff and operators.""
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from reservation.api import train_schemas as schemas
-from reservation.api.routing import Call, Route, json_response
+from reservation.api.routing import (
+    Call,
+    Route,
+    json_response,
+    refuse_nul_in_json,
+    refuse_nul_in_text,
+)
 from reservation.api.serialize import iso
 from reservation.auth import Role
 from reservation.domain.trains import Station, TrainRun, format_duration
@@ -172,8 +180,12 @@ async def import_timetable(call: Call) -> web.Response:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UnsupportedMediaType("Send the CSV encoded as UTF-8.") from exc
+        refuse_nul_in_text(text)
         timetable = importer.parse_csv(text)
     elif ctype in ("application/json", ""):
+        if b"\\u0000" in raw:  # parse_json_bytes answers bad JSON itself
+            with contextlib.suppress(orjson.JSONDecodeError):
+                refuse_nul_in_json(raw, orjson.loads(raw))
         timetable = importer.parse_json_bytes(raw)
     else:
         raise UnsupportedMediaType("Send the timetable as application/json or text/csv.")

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from reservation.api import vaccine_schemas as vs
 from reservation.api.headers import idempotency_key
-from reservation.api.routing import Call, Route, json_response, read_csv
+from reservation.api.routing import Call, Route, json_response, read_csv, refuse_nul_in_text
 from reservation.api.serialize import iso
 from reservation.auth import Principal, Role
 from reservation.domain.clock import CHINA, from_ms
@@ -361,7 +361,9 @@ async def publish_csv(call: Call) -> web.Response:
     raw = await read_csv(call.request, "sessions")
     try:
         # utf-8-sig: spreadsheets often save UTF-8 with a byte-order mark.
-        reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))
+        text = raw.decode("utf-8-sig")
+        refuse_nul_in_text(text)
+        reader = csv.DictReader(io.StringIO(text))
         records = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValidationFailed(

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inventory.queue_keys import QueueKeys
 from reservation.api.provider import STAFF, provider_of
-from reservation.api.routing import Call, Route, json_response, read_csv
+from reservation.api.routing import Call, Route, json_response, read_csv, refuse_nul_in_text
 from reservation.auth import Role
 from reservation.domain.clock import from_ms, iso
 from reservation.errors import NotFound, ValidationFailed
@@ -141,6 +141,7 @@ async def publish_slots_csv(call: Call) -> web.Response:
             "Nothing was published: the file is not UTF-8 text.",
             errors=[{"row": None, "line": None, "field": "file", "message": "not UTF-8"}],
         ) from exc
+    refuse_nul_in_text(text)
     parsed = parse_slots_csv(text)
     if parsed.errors:
         raise ValidationFailed("Nothing was published: fix the listed rows.", errors=parsed.errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -286,3 +287,32 @@ async def test_csv_in_an_unknown_charset_is_unsupported(api: Api, charset: str) 
     body = await resp.json()
     assert_error(body, "unsupported_media_type")
     assert charset in body["message"]
+
+
+async def test_nul_character_in_an_upload_changes_nothing(api: Api) -> None:
+    """A NUL in a CSV upload or a timetable's JSON is a 422, not a driver error (500)."""
+    header = (
+        "department_code,department_name,doctor_code,doctor_name,title,specialty,fee_cny,"
+        "day,session,start,end,slot_minutes,capacity,counter_capacity"
+    )
+    day = (api.clock.now + dt.timedelta(days=2)).date().isoformat()
+    line = f"cardio,心内\x00科,dr-li,李主任,主任医师,,100,{day},morning,08:00,11:30,30,4,1"
+    resp = await api.client.post(
+        "/v1/hospital/providers/hosp-a/schedules.csv",
+        data=f"{header}\n{line}\n".encode(),
+        headers={**api.staff_headers("hosp-a"), "Content-Type": "text/csv"},
+    )
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert body["fields"]["errors"][0]["line"] == 2
+    station = {"code": "ZZQ", "name_zh": "测\x00", "name_en": "Test", "city": "X"}
+    resp = await api.client.post(
+        "/v1/timetables", json={"stations": [station]}, headers=api.operator
+    )
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert [e["field"] for e in body["fields"]["errors"]] == ["stations.0.name_zh"]
+    async with api.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM hospital_departments") == 0
+        assert await conn.fetchval("SELECT count(*) FROM stations") == 0
