@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from reservation.api.schemas import IdNumber, ObjectId, Phone, Strict
+from reservation.api.schemas import IdNumber, Instant, ObjectId, Phone, Strict
 
 
 class ScheduleRows(Strict):
@@ -65,7 +65,7 @@ class StandbyIn(Strict):
     day: dt.date = Field(description="The first day (the only one without last_day)")
     last_day: dt.date | None = Field(None, description="The last day, at most 7 days in all")
     doctor_id: ObjectId | None = Field(None, description="Only this doctor of the department")
-    deadline: AwareDatetime | None = Field(
+    deadline: Instant | None = Field(
         None, description="Stop waiting at this time (default: the end of the last day)"
     )
 

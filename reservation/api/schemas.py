@@ -5,12 +5,28 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 Phone = Annotated[str, StringConstraints(pattern=r"^1\d{10}$")]
 IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=18, max_length=18)]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+# Every instant is stored and computed in UTC (Postgres timestamptz, epoch ms in Redis), so
+# one must have a UTC form with room for date arithmetic: "9999-12-31T23:59-14:00" or
+# "0001-01-01T00:00+14:00" have none and failed in the driver (500). The bounds are far
+# outside any sale, slot or deadline.
+INSTANT_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+INSTANT_MAX = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
+
+
+def _within_bounds(value: dt.datetime) -> dt.datetime:
+    if not INSTANT_MIN <= value < INSTANT_MAX:  # aware comparison: no UTC conversion needed
+        raise ValueError("must be between 1970-01-01 and 2999-12-31 (UTC)")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_within_bounds)]
 
 
 class Strict(BaseModel):
@@ -37,10 +53,10 @@ class ResourceIn(Strict):
 
 class SlotIn(Strict):
     resource_code: Code
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
     capacity: int = Field(ge=0, le=1_000_000)
-    release_at: AwareDatetime = Field(description="When the slot becomes bookable")
+    release_at: Instant = Field(description="When the slot becomes bookable")
 
 
 class PublishSlots(Strict):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from reservation.api.schemas import IdNumber, ObjectId, Strict
+from reservation.api.schemas import IdNumber, Instant, ObjectId, Strict
 
 ProductCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 GroupCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
@@ -24,7 +24,7 @@ class SessionRow(Strict):
     start: dt.time = Field(description="Local time (UTC+8), HH:MM")
     end: dt.time = Field(description="Local time (UTC+8), HH:MM")
     capacity: int = Field(ge=0, le=1_000_000, description="Places of this product")
-    release_at: AwareDatetime | None = Field(
+    release_at: Instant | None = Field(
         default=None, description="When the slot becomes bookable (default: now)"
     )
 
@@ -117,6 +117,6 @@ class VaccineWaitlistIn(Strict):
     district: Annotated[str, StringConstraints(min_length=1, max_length=60)] | None = None
     first_day: dt.date
     last_day: dt.date = Field(description="At most 14 days after first_day (inclusive)")
-    deadline: AwareDatetime | None = Field(
+    deadline: Instant | None = Field(
         default=None, description="Stop waiting at this time (default: the end of last_day)"
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from reservation.api.schemas import Strict
+from reservation.api.schemas import Instant, Strict
 from reservation.api.ticket_schemas import PassengerId, RunId, SeatClass, StationRef
 
 ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -29,7 +29,7 @@ class TrainWaitlistIn(Strict):
     passenger_ids: list[PassengerId] = Field(
         max_length=16, description="1 to 5 ids from GET /v1/passengers, each once"
     )
-    deadline: AwareDatetime = Field(description="Stop waiting at this time (with offset)")
+    deadline: Instant = Field(description="Stop waiting at this time (with offset)")
 
 
 class SlotWaitlistIn(Strict):
@@ -38,7 +38,7 @@ class SlotWaitlistIn(Strict):
     )
     first_day: dt.date
     last_day: dt.date
-    deadline: AwareDatetime = Field(description="Stop waiting at this time (with offset)")
+    deadline: Instant = Field(description="Stop waiting at this time (with offset)")
 
 
 class FlagsQuery(Strict):

@@ -316,3 +316,29 @@ async def test_nul_character_in_an_upload_changes_nothing(api: Api) -> None:
     async with api.services.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM hospital_departments") == 0
         assert await conn.fetchval("SELECT count(*) FROM stations") == 0
+
+
+@pytest.mark.parametrize(
+    "instant", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z"]
+)
+async def test_an_instant_without_a_utc_form_is_a_field_error(api: Api, instant: str) -> None:
+    """Such an instant overflowed in the driver when converted to UTC (500)."""
+    slot = {**api.slot(), "starts_at": instant}
+    resp = await api.client.post(
+        "/v1/providers/hosp-a/slots",
+        json={"resources": [{"code": "dr-li", "name": "Dr Li"}], "slots": [slot]},
+        headers=api.staff_headers("hosp-a"),
+    )
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert [e["field"] for e in body["fields"]["errors"]] == ["slots.0.starts_at"]
+    resp = await api.client.post(
+        "/v1/sales",
+        json={"sale_id": "sale-x", "kind": "slots", "provider_id": "hosp-a", "release_at": instant},
+        headers=api.operator,
+    )
+    assert resp.status == 422, await resp.text()
+    assert [e["field"] for e in (await resp.json())["fields"]["errors"]] == ["release_at"]
+    async with api.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM slots") == 0
