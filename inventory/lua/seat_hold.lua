@@ -48,19 +48,18 @@ for i = 10, #ARGV - 1 do
 end
 local n = #pax
 
--- Lua has no rollback: every check comes before the first write.
-local function valid()
-  if not (now and a and b and tonumber(deadline)) then return false end
-  if a % 1 ~= 0 or b % 1 ~= 0 or a < 0 or a >= b or b > nseg then return false end
-  if n < 1 or n > 5 or tonumber(deadline) <= now then return false end
-  local seen = {}
-  for _, p in ipairs(pax) do
-    if p == '' or seen[p] then return false end
-    seen[p] = true
+-- Lua has no rollback: every check comes before the first write. (Inline, not a function:
+-- every function a script defines is a new closure on every call.)
+local ok = now and a and b and tonumber(deadline) and a % 1 == 0 and b % 1 == 0
+  and a >= 0 and a < b and b <= nseg and n >= 1 and n <= 5 and tonumber(deadline) > now
+for i = 1, ok and n or 0 do
+  local p = pax[i]
+  if p == '' then ok = false end
+  for j = 1, i - 1 do
+    if pax[j] == p then ok = false end
   end
-  return true
 end
-if not valid() then
+if not ok then
   return {BAD_REQUEST}
 end
 
@@ -86,76 +85,48 @@ end
 
 -- include: seat_map
 
--- Group score, higher is better: one coach, fewest rows spanned, wish met.
-local function score(bk, s)
-  local coach, lo, hi, same, met = bk.coach[s], bk.row[s], bk.row[s], 1, wish == ''
-  for j = s, s + n - 1 do
-    if bk.coach[j] ~= coach then same = 0 end
-    if bk.row[j] < lo then lo = bk.row[j] end
-    if bk.row[j] > hi then hi = bk.row[j] end
-    if bk.kind[j] == wish then met = true end
-  end
-  return {same, same == 1 and lo - hi or -1000, met and 1 or 0}
-end
-local function better(x, y)
-  for i = 1, 3 do
-    if x[i] ~= y[i] then return x[i] > y[i] end
-  end
-  return false
-end
-
 -- 1. Candidate gaps, a tier at a time: the free gaps (g0 <= a, g1 >= b) some seat has,
 -- with t = 2, 1, 0 ends bordering the trip (2: no leftover to fragment); within a tier the
 -- busiest pattern first, then the tightest gap, then the lowest start. Most holds stop in
 -- tier 2 or 1, so tier 0 (the rest of the triangle) is rarely read.
 gaps = redis.call('GET', KEYS[7])
+local cands
 -- Each candidate carries one number that orders it (higher first): busiest pattern, then
 -- tightest gap, then lowest start; nseg <= 99, so the fields do not overlap.
-local function present(list, from, to, step)
-  for c = from, to, step do
-    local v = string.byte(gaps, c)
-    if v > 0 then
-      local g0 = math.floor((c - 1) / W)
-      local g1 = c - 1 - g0 * W
-      list[#list + 1] = {g0, g1, v - 1, v * 10000 + (99 - g1 + g0) * 100 + 99 - g0}
-    end
+local function add(c, v)
+  local g0 = (c - 1 - (c - 1) % W) / W
+  local g1 = c - 1 - g0 * W
+  cands[#cands + 1] = {g0, g1, v - 1, v * 10000 + (99 - g1 + g0) * 100 + 99 - g0}
+end
+-- Cells from..to of one row: an empty row is one comparison (equal strings are one
+-- interned object in Lua), else its non-empty cells are found in C, not a call per cell.
+local function scan(from, to, zero)
+  local row = string.sub(gaps, from, to)
+  if row == zero then return end
+  local i = string.find(row, '[^%z]')
+  while i do
+    add(from + i - 1, string.byte(row, i))
+    i = string.find(row, '[^%z]', i + 1)
   end
 end
 local function tier(t)
-  local list = {}
+  cands = {}
+  local zero = string.rep('\0', nseg - b)
   if t == 2 then
-    present(list, cell(a, b), cell(a, b), 1)
+    local v = string.byte(gaps, a * W + b + 1)
+    if v > 0 then add(a * W + b + 1, v) end
   elseif t == 1 then
-    present(list, cell(a, b + 1), cell(a, nseg), 1)
-    present(list, cell(a - 1, b), cell(0, b), -W)
+    scan(a * W + b + 2, a * W + nseg + 1, zero)
+    for c = (a - 1) * W + b + 1, 1, -W do
+      local v = string.byte(gaps, c)
+      if v > 0 then add(c, v) end
+    end
   else
     for g0 = a - 1, 0, -1 do
-      -- a row at a time, skipping its empty cells in C
-      local from = cell(g0, b + 1)
-      local row = string.sub(gaps, from, cell(g0, nseg))
-      local i = string.find(row, '[^%z]')
-      while i do
-        present(list, from + i - 1, from + i - 1, 1)
-        i = string.find(row, '[^%z]', i + 1)
-      end
+      scan(g0 * W + b + 2, g0 * W + nseg + 1, zero)
     end
   end
-  return list
-end
-
--- The candidates best first, picked one at a time rather than sorted: most holds stop at
--- the first, so a full sort (with a Lua comparator) was most of the walk's cost.
-local function best_first(list)
-  local i = 0
-  return function()
-    i = i + 1
-    local top_i = i
-    for j = i + 1, #list do
-      if list[j][4] > list[top_i][4] then top_i = j end
-    end
-    list[i], list[top_i] = list[top_i], list[i]
-    return list[i]
-  end
+  return cands
 end
 
 -- 2. Walk the gaps' patterns, busiest first, sampling each bucket's lowest ordinals;
@@ -163,40 +134,70 @@ end
 local any_seat = n == 1 and wish == ''
 local k, per_gap = any_seat and 1 or SAMPLE, any_seat and 1 or PATTERNS_PER_GAP
 local buckets, total, best, best_bk, best_s = {}, 0, nil, nil, nil
-local function enough()
-  return (best and best[1] == 1 and best[2] == 0 and best[3] == 1) or (#buckets >= MAX_BUCKETS and total >= n)
+-- Group score, higher is better: one coach, fewest rows spanned, wish met. Not needed
+-- (not even defined) for one passenger without a wish: any first seat is a perfect group.
+local score, better
+if not any_seat then
+  score = function(bk, s)
+    local coach, lo, hi, same, met = bk.coach[s], bk.row[s], bk.row[s], 1, wish == ''
+    for j = s, s + n - 1 do
+      if bk.coach[j] ~= coach then same = 0 end
+      if bk.row[j] < lo then lo = bk.row[j] end
+      if bk.row[j] > hi then hi = bk.row[j] end
+      if bk.kind[j] == wish then met = true end
+    end
+    return {same, same == 1 and lo - hi or -1000, met and 1 or 0}
+  end
+  better = function(x, y)
+    for i = 1, 3 do
+      if x[i] ~= y[i] then return x[i] > y[i] end
+    end
+    return false
+  end
 end
 local function walk(c)
   local hi, lo = gap_range(c[1], c[2])
   for _, m in ipairs(redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, per_gap)) do
     local p = string.sub(m, 9)
     local rows = redis.call('ZRANGE', KEYS[3], '[' .. p .. '|', '(' .. p .. '}', 'BYLEX', 'LIMIT', 0, k)
-    local bk = {pattern = p, g0 = c[1], g1 = c[2], tail = {}, coach = {}, row = {}, kind = {}}
-    for i, r in ipairs(rows) do
-      local t = string.sub(r, nseg + 2)
-      bk.tail[i] = t
-      if not any_seat then
+    local bk = {pattern = p, g0 = c[1], g1 = c[2], tail = {}}
+    if any_seat then -- one passenger, no wish: the first seat is a perfect group
+      if rows[1] then
+        bk.tail[1] = string.sub(rows[1], nseg + 2)
+        best, best_bk, best_s = true, bk, 1
+      end
+    else
+      bk.coach, bk.row, bk.kind = {}, {}, {}
+      for i, r in ipairs(rows) do
+        local t = string.sub(r, nseg + 2)
         local coach, row, kind = string.match(t, '^%d+|([^|]*)|(%d+)|[^|]*|([^|]*)$')
-        bk.coach[i], bk.row[i], bk.kind[i] = coach, tonumber(row), kind
+        bk.tail[i], bk.coach[i], bk.row[i], bk.kind[i] = t, coach, tonumber(row), kind
+      end
+      for s = 1, #rows - n + 1 do
+        local sc = score(bk, s)
+        if not best or better(sc, best) then best, best_bk, best_s = sc, bk, s end
       end
     end
     buckets[#buckets + 1] = bk
     total = total + #rows
-    if any_seat then -- one passenger, no wish: the first seat is a perfect group
-      best, best_bk, best_s = {1, 0, 1}, bk, 1
+    if best == true or (best and best[1] == 1 and best[2] == 0 and best[3] == 1)
+      or (#buckets >= MAX_BUCKETS and total >= n) then
+      return true
     end
-    for s = 1, any_seat and 0 or #rows - n + 1 do
-      local sc = score(bk, s)
-      if not best or better(sc, best) then best, best_bk, best_s = sc, bk, s end
-    end
-    if enough() then return true end
   end
   return false
 end
+-- The candidates best first, picked one at a time rather than sorted: most holds stop at
+-- the first, so a full sort (with a Lua comparator) was most of the walk's cost.
 for t = 2, 0, -1 do
-  local done = false
-  for c in best_first(tier(t)) do
-    done = walk(c)
+  local list, done = tier(t), false
+  for i = 1, #list do
+    local top_i = i
+    for j = i + 1, #list do
+      if list[j][4] > list[top_i][4] then top_i = j end
+    end
+    list[i], list[top_i] = list[top_i], list[i]
+    done = walk(list[i])
     if done then break end
   end
   if done then break end
@@ -234,7 +235,7 @@ for _, tk in ipairs(take) do
   shift(p, q, ts, {bk.g0, bk.g1}, born)
   for _, t in ipairs(ts) do
     taken[#taken + 1] = t
-    if string.match(t, '|([^|]*)$') == wish then met = true end
+    if not met and string.match(t, '|([^|]*)$') == wish then met = true end
   end
 end
 flush_gaps()
