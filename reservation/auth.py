@@ -116,6 +116,8 @@ class Authenticator:
         if not header or not header.startswith("Bearer "):
             raise Unauthorized()
         credential = header[7:].strip()
+        if not credential.isascii():  # every token and key is ASCII; compare_digest needs it
+            raise Unauthorized("Unknown credential.")
         if credential.startswith("ct."):
             # A token verified before is answered from memory until it expires: an HMAC,
             # base64 and a split per request add up at the rush, and a citizen sends many

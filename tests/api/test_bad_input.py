@@ -342,3 +342,15 @@ async def test_an_instant_without_a_utc_form_is_a_field_error(api: Api, instant:
     assert [e["field"] for e in (await resp.json())["fields"]["errors"]] == ["release_at"]
     async with api.services.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM slots") == 0
+
+
+@pytest.mark.parametrize("credential", ["sk_é中", "op_é", "é", "ct.é.1.x"])
+async def test_a_non_ascii_credential_is_unauthorized(api: Api, credential: str) -> None:
+    """hmac.compare_digest refuses non-ASCII strings: the operator-key check raised
+    TypeError (500) for any such key."""
+    resp = await api.client.get(
+        "/v1/operator/inventory/status",
+        headers={"Authorization": f"Bearer {credential}".encode().decode("latin-1")},
+    )
+    assert resp.status == 401, await resp.text()
+    assert_error(await resp.json(), "unauthorized")
