@@ -247,6 +247,26 @@ class ScriptClient:
             results = await conn.send(packed, len(calls))
         return await self._finish(calls, results)
 
+    async def command(self, *args: Any) -> Any:
+        """One plain command (a hot-path read such as a hold record's HGETALL) over the
+        same connections, in the same write as the tick's scripts. The reply comes as
+        Redis sends it (HGETALL: a flat list), not through redis-py's reply callbacks;
+        without the direct path, redis-py's (which routes it on a cluster)."""
+        if not self._direct:
+            return await self.client.execute_command(*args)
+        packed = encode_command(list(args))
+        try:
+            conn = await self._connection()
+            [result] = await conn.send(packed, 1)
+        except (RedisConnectionError, OSError):
+            conn = await self._connection()  # a fresh one: the old one is closed
+            [result] = await conn.send(packed, 1)
+        if isinstance(result, ResponseError) and str(result).startswith("LOADING"):
+            raise BusyLoadingError(str(result))  # as in _finish: unavailable, not a bug
+        if isinstance(result, Exception):
+            raise result
+        return result
+
     async def _finish(self, calls: list[Call], results: list[Any]) -> list[Any]:
         for i, result in enumerate(results):
             if _is_noscript(result):

@@ -555,8 +555,10 @@ class SeatEngine:
         return self._hold_info(hold_id, await self._hold_record(hold_id))
 
     async def _hold_record(self, hold_id: str) -> dict[str, str]:
-        raw = await self.client.hgetall(self.keys.hold(hold_id))
-        return {as_text(k): as_text(v) for k, v in raw.items()}
+        # Read on every pay, cancel and retry: over the pipelining client, like the scripts.
+        raw = await self.calls.command("HGETALL", self.keys.hold(hold_id))
+        pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+        return {as_text(k): as_text(v) for k, v in pairs}
 
     @staticmethod
     def _hold_info(hold_id: str, h: dict[str, str]) -> HoldInfo | None:
