@@ -19,7 +19,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from inventory.errors import InventoryError
-from inventory.seat_engine import SeatHold
+from inventory.seat_engine import HoldInfo, SeatHold
 from reservation.domain.clock import CHINA, from_ms, local_day
 from reservation.domain.ticket_rules import (
     TicketRuleError,
@@ -68,16 +68,25 @@ async def trip_of(
 ) -> tuple[TrainRun, str, int, int]:
     """The run, its status and the segments between two stations (codes or names)."""
     run, status = await get_run(services, run_id)
-    async with services.pool.acquire() as conn:
-        a_station = await resolve_station(conn, origin, "from")
-        b_station = await resolve_station(conn, destination, "to")
-    trip = run.train.segment(a_station.code, b_station.code)
+    # Codes of the train's own stops need no lookup (clients send codes; a code match is
+    # what the lookup would prefer anyway); names and other stations are looked up.
+    a_code, b_code = _stop_code(run, origin), _stop_code(run, destination)
+    if a_code is None or b_code is None:
+        async with services.pool.acquire() as conn:
+            a_code = a_code or (await resolve_station(conn, origin, "from")).code
+            b_code = b_code or (await resolve_station(conn, destination, "to")).code
+    trip = run.train.segment(a_code, b_code)
     if trip is None:
         raise ValidationFailed(
             f"Train {run.train.number} does not run from {origin} to {destination}.",
             errors=[{"field": "to", "message": "not served after 'from' by this train"}],
         )
     return run, status, trip[0], trip[1]
+
+
+def _stop_code(run: TrainRun, ref: str) -> str | None:
+    code = ref.upper()
+    return code if run.train.index_of(code) is not None else None
 
 
 async def check_class(services: Services, run: TrainRun, seat_class: str) -> None:
@@ -229,7 +238,25 @@ async def hold_tickets(
                 raise
             services.metrics.holds.labels("seat", "replay" if held.replayed else "held").inc()
             await gate.held(len(passenger_ids), replay=held.replayed)
-            existing = await live_hold(services, account_id, hold_id)
+            # A new hold is known in full from the call and its answer (what seat_hold
+            # wrote); a replay's record is read back (a concurrent twin made it).
+            existing = (
+                await live_hold(services, account_id, hold_id)
+                if held.replayed
+                else HoldInfo(
+                    hold_id=held.hold_id,
+                    account_id=account_id,
+                    run_id=run.run_id,
+                    seat_class=seat_class,
+                    segments=(a, b),
+                    seats=held.seats,
+                    passengers=tuple(persons),
+                    state="held",
+                    deadline_ms=held.deadline_ms,
+                    change_of="",
+                    changed_to="",
+                )
+            )
             # The held tickets (with their fare) are in Postgres before the citizen hears
             # of them and before the lock goes: the overlap rule and the order list read
             # them. Forward-only, so a replay is harmless.
