@@ -41,7 +41,7 @@ from reservation.services import Services
 from reservation.store import waitlist as store
 from reservation.workflows import hospital_standby, vaccine_waitlist
 from reservation.workflows.slot_domains import ResourceDomains
-from reservation.workflows.train_inventory import get_run, remaining
+from reservation.workflows.train_inventory import remaining, run_of
 from reservation.workflows.waitlist_common import FILLER, freeing, leave_units
 from reservation.workflows.waitlist_fulfil import fulfil_slot, fulfil_train, settle_offer
 
@@ -273,7 +273,7 @@ class WaitlistFiller:
             line = await store.waiting_on_unit(conn, unit, self.batch)
         if not line:
             return 0
-        run, _ = await get_run(self.services, line[0]["run_id"])
+        run = await run_of(self.services, line[0]["run_id"])
         done = 0
         for order in line:
             left = (await remaining(self.services, run, order["seat_class"]))[

@@ -27,7 +27,12 @@ from reservation.payments import PaymentStatus
 from reservation.services import Services
 from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.hold_tickets import check_class, check_overlaps, trip
-from reservation.workflows.train_inventory import ensure_run_loaded, get_run, require_on_sale
+from reservation.workflows.train_inventory import (
+    ensure_run_loaded,
+    get_run,
+    require_on_sale,
+    run_of,
+)
 from reservation.workflows.train_orders import (
     AlreadyChanged,
     NotPaid,
@@ -113,7 +118,7 @@ async def change_order(
         if only is not None and places != [only]:
             raise WholeOrderOnly(order_id=hold_id)
 
-        old_run, _ = await get_run(services, info.run_id)
+        old_run = await run_of(services, info.run_id)
         new_run, status = await get_run(services, run_id)
         a0, b0 = info.segments
         origin, destination = old_run.train.stops[a0].station, old_run.train.stops[b0].station

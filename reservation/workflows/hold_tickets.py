@@ -41,6 +41,7 @@ from reservation.workflows.train_inventory import (
     get_run,
     require_on_sale,
     resolve_station,
+    run_of,
     seat_maps,
 )
 from reservation.workflows.train_orders import (
@@ -123,7 +124,7 @@ async def check_overlaps(
             continue
         run = runs.get(row["run_id"])
         if run is None:
-            run = runs[row["run_id"]] = (await get_run(services, row["run_id"]))[0]
+            run = runs[row["run_id"]] = await run_of(services, row["run_id"])
         by_person.setdefault(row["person_hmac"], []).append(
             trip(run, row["seg_from"], row["seg_to"])
         )

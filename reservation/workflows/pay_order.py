@@ -21,7 +21,7 @@ from inventory.errors import HoldExpired, HoldNotLive, InventoryError
 from reservation.payments import PaymentStatus
 from reservation.services import Services
 from reservation.workflows.epoch_fence import write_epoch
-from reservation.workflows.train_inventory import get_run
+from reservation.workflows.train_inventory import run_of
 from reservation.workflows.train_orders import (
     NotPaid,
     PaymentDeclined,
@@ -43,7 +43,7 @@ async def pay_order(
     retry with the same key never charges twice; after a decline, a new key tries again."""
     epoch = await write_epoch(services)  # before anything is read from Redis
     info = await live_hold(services, account_id, order_id)
-    run, _ = await get_run(services, info.run_id)
+    run = await run_of(services, info.run_id)
     price = price_fen(run, info.seat_class, *info.segments)
     now = services.clock()
     if info.state == "held":

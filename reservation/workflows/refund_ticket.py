@@ -28,7 +28,7 @@ from reservation.store import bookings as booking_store
 from reservation.store.db import is_transient
 from reservation.store.inventory_state import fence
 from reservation.workflows.epoch_fence import write_epoch
-from reservation.workflows.train_inventory import get_run
+from reservation.workflows.train_inventory import run_of
 from reservation.workflows.train_orders import (
     AlreadyChanged,
     NotPaid,
@@ -112,7 +112,7 @@ async def _refund_order(
         at_ms = services.clock()
     else:
         raise NotPaid(order_id=hold_id, state=info.state)
-    run, _ = await get_run(services, info.run_id)
+    run = await run_of(services, info.run_id)
     departs = run.departure_at(info.segments[0])
     assert departs is not None
     prices = {r["passenger_no"]: int(r["price_fen"] or 0) for r in mine}

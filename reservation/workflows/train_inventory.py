@@ -108,6 +108,7 @@ class TrainInventory:
         )
         self.loaded: set[str] = set()
         self.trains: dict[str, Train] = {}
+        self.runs: dict[str, TrainRun] = {}  # run id -> its train and date (run_of)
         self.compositions: dict[str, Composition] = {}
         self.seat_maps: dict[str, dict[str, list[SeatSpec]]] = {}
         self.loading: dict[str, asyncio.Future[set[str]]] = {}  # run id -> its load
@@ -164,13 +165,32 @@ async def seat_maps(services: Services, composition_id: str) -> dict[str, list[S
 
 
 async def get_run(services: Services, run_id: str) -> tuple[TrainRun, str]:
-    """A run and its status; NotFound for an unknown id."""
+    """A run and its status, read now (sale decisions need it fresh); NotFound for an
+    unknown id."""
     async with services.pool.acquire() as conn:
         row = await store.get_run(conn, run_id)
     if row is None:
         raise NotFound("No such train run.")
     train = (await trains_by_number(services, {row["train_number"]}))[row["train_number"]]
-    return TrainRun(row["id"], train, row["service_date"]), row["status"]
+    run = TrainRun(row["id"], train, row["service_date"])
+    _remember(inventory(services).runs, run)
+    return run, row["status"]
+
+
+def _remember(runs: dict[str, TrainRun], run: TrainRun) -> None:
+    if len(runs) >= 100_000:
+        runs.clear()  # bounded; a miss costs one read
+    runs[run.run_id] = run
+
+
+async def run_of(services: Services, run_id: str) -> TrainRun:
+    """A run's train and date without its status: these never change (a timetable is
+    never changed once imported), so they are remembered for good and views, payments
+    and refunds do not read Postgres for them on every ticket."""
+    found = inventory(services).runs.get(run_id)
+    if found is None:
+        found, _ = await get_run(services, run_id)  # remembers it
+    return found
 
 
 # --- lazy loading ------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from reservation.services import Services
 from reservation.store import bookings as booking_store
 from reservation.store.db import is_transient
 from reservation.store.inventory_state import fence
-from reservation.workflows.train_inventory import get_run, inventory
+from reservation.workflows.train_inventory import inventory, run_of
 
 # --- refusals (4xx, JSON via the error middleware) ----------------------------------------
 
@@ -343,7 +343,7 @@ async def ticket_rows(
 
 
 async def ticket_view(services: Services, row: dict[str, Any]) -> dict[str, Any]:
-    run, _ = await get_run(services, row["run_id"])
+    run = await run_of(services, row["run_id"])
     a, b = row["seg_from"], row["seg_to"]
     stops = run.train.stops
     departs, arrives = run.departure_at(a), run.arrival_at(b)

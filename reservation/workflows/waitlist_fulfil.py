@@ -27,7 +27,12 @@ from reservation.store import waitlist as store
 from reservation.workflows.epoch_fence import write_epoch
 from reservation.workflows.hold_slot import derive_hold_id
 from reservation.workflows.hold_tickets import check_overlaps, trip
-from reservation.workflows.train_inventory import ensure_run_loaded, get_run, require_on_sale
+from reservation.workflows.train_inventory import (
+    ensure_run_loaded,
+    get_run,
+    require_on_sale,
+    run_of,
+)
 from reservation.workflows.train_orders import (
     config,
     engine,
@@ -199,7 +204,7 @@ async def _tickets(services: Services, hold_id: str, now: int) -> None:
     info = await engine(services).get_hold(hold_id)
     if info is None:
         return
-    run, _ = await get_run(services, info.run_id)
+    run = await run_of(services, info.run_id)
     price = price_fen(run, info.seat_class, *info.segments)
     rows = rows_from_hold(services, info, "held", at_ms=now, price=price)
     await write_rows(services, rows, epoch=epoch)

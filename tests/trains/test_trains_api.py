@@ -14,9 +14,12 @@ import pytest
 from reservation.auth import new_api_key
 from reservation.domain.clock import CHINA
 from reservation.domain.sale_window import SaleWindow
+from reservation.errors import NotFound
 from reservation.settings import Settings
 from reservation.store import accounts as account_store
 from reservation.store import catalog
+from reservation.store import timetable as timetable_store
+from reservation.workflows import train_inventory
 from reservation.workflows.train_inventory import inventory
 from tests.api_fixture import Api
 
@@ -482,3 +485,28 @@ async def test_concurrent_imports_of_the_same_file(api: Api) -> None:
     async with api.services.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM trains") == 3
         assert await conn.fetchval("SELECT count(*) FROM train_stops") == 8
+
+
+async def test_a_runs_train_and_date_are_read_once_its_status_every_time(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_of (views, payments, refunds) remembers a run for good; get_run (sale
+    decisions) reads its status from Postgres every time."""
+    await seed(api)
+    run_id = f"G1-{today(api) + dt.timedelta(days=1):%Y%m%d}"
+    reads: list[str] = []
+    real_get_run = timetable_store.get_run
+
+    async def counting(conn: Any, rid: str) -> Any:
+        reads.append(rid)
+        return await real_get_run(conn, rid)
+
+    monkeypatch.setattr(timetable_store, "get_run", counting)
+    run = await train_inventory.run_of(api.services, run_id)
+    assert (run.run_id, run.train.number) == (run_id, "G1") and reads == [run_id]
+    assert await train_inventory.run_of(api.services, run_id) is run
+    assert reads == [run_id]
+    _, status = await train_inventory.get_run(api.services, run_id)
+    assert status and reads == [run_id, run_id]
+    with pytest.raises(NotFound):
+        await train_inventory.run_of(api.services, "G1-19990101")
