@@ -27,16 +27,21 @@ LIVE = web.AppKey("live_notifications", LiveHub)
 CATCH_UP_PAGE = 100
 
 
+# A notification id is a Postgres bigint: a larger number overflowed in the driver (500).
+ID_MAX = 2**63 - 1
+NotificationId = Annotated[int, Field(ge=1, le=ID_MAX)]
+
+
 class InboxQuery(Strict):
-    before: int | None = Field(default=None, ge=1, description="Page on: ids below this one")
+    before: NotificationId | None = Field(default=None, description="Page on: ids below this one")
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     unread: bool = Field(default=False, description="Only unread notifications")
 
 
 class MarkRead(Strict):
-    ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=500)
-    up_to: int | None = Field(
-        default=None, ge=1, description="Also every notification with an id up to this one"
+    ids: list[NotificationId] = Field(default_factory=list, max_length=500)
+    up_to: NotificationId | None = Field(
+        default=None, description="Also every notification with an id up to this one"
     )
 
 
@@ -44,6 +49,7 @@ class EventsQuery(Strict):
     after: int | None = Field(
         default=None,
         ge=0,
+        le=ID_MAX,
         description="Resume after this notification id (as the Last-Event-ID header does)",
     )
 
@@ -96,11 +102,14 @@ def _resume_from(call: Call) -> int | None:
     if raw is None or raw.strip() == "":
         q: EventsQuery = call.query
         return q.after
-    if not raw.strip().isdigit():
+    raw = raw.strip()
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses; the
+    # length keeps int() within its digit limit.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= ID_MAX):
         raise ValidationFailed(
             errors=[{"field": "Last-Event-ID", "message": "a notification id (an integer)"}]
         )
-    return int(raw.strip())
+    return int(raw)
 
 
 def _frame(n: store.Stored) -> bytes:

@@ -354,3 +354,25 @@ async def test_a_non_ascii_credential_is_unauthorized(api: Api, credential: str)
     )
     assert resp.status == 401, await resp.text()
     assert_error(await resp.json(), "unauthorized")
+
+
+async def test_a_notification_id_beyond_bigint_is_a_field_error(api: Api) -> None:
+    """Notification ids are bigints: a larger one overflowed in the driver (500)."""
+    citizen = await register(api.client)
+    huge = str(2**63)
+    resp = await api.client.get(f"/v1/me/notifications?before={huge}", headers=citizen["headers"])
+    assert resp.status == 422, await resp.text()
+    assert [e["field"] for e in (await resp.json())["fields"]["errors"]] == ["query.before"]
+    resp = await api.client.post(
+        "/v1/me/notifications/read", json={"ids": [int(huge)]}, headers=citizen["headers"]
+    )
+    assert resp.status == 422, await resp.text()
+    assert [e["field"] for e in (await resp.json())["fields"]["errors"]] == ["ids.0"]
+    # The live page's Last-Event-ID: too large, too long for int(), or a non-ASCII digit.
+    for last in (huge, "9" * 5000, "²"):
+        resp = await api.client.get(
+            "/v1/me/events",
+            headers={**citizen["headers"], "Last-Event-ID": last.encode().decode("latin-1")},
+        )
+        assert resp.status == 422, last[:20]
+        assert_error(await resp.json(), "validation_failed")
