@@ -172,8 +172,12 @@ async def hold_tickets(
     if existing is None:
         require_on_sale(services, run, a, status)
         async with services.pool.acquire() as conn:
-            await passenger_store.ensure_holder(conn, account_id, local_day(from_ms(now)))
             people = await passenger_store.person_hmacs(conn, account_id, list(passenger_ids))
+            if len(people) < len(passenger_ids):
+                # The holder joins their own list lazily (ensure_holder): only a miss can
+                # be that entry, so the write is not paid on every order.
+                await passenger_store.ensure_holder(conn, account_id, local_day(from_ms(now)))
+                people = await passenger_store.person_hmacs(conn, account_id, list(passenger_ids))
             cancelled = await booking_store.unpaid_cancellation_times(
                 conn, account_id, china_day_bounds(from_ms(now))[0]
             )
