@@ -75,6 +75,9 @@ def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
         errors.setdefault(400, "Malformed request")
         if route.body is not None or route.query is not None:
             errors.setdefault(422, "Invalid fields (listed in fields.errors)")
+        if route.body is not None:
+            errors.setdefault(413, "Body too large (body_too_large)")
+            errors.setdefault(415, "Body not sent as application/json (unsupported_media_type)")
         if "{" in route.path or route.body is not None or route.query is not None:
             # Any id a request names (in the path, the body or the query) may name nothing.
             errors.setdefault(404, "Not found: an id in the request names nothing (or not yours)")
