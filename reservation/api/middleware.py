@@ -102,7 +102,11 @@ async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or new_request_id()
+    request_id = request.headers.get("X-Request-Id", "")[:64]
+    # Echoed in a response header and in logs: a client's id is used only if it is
+    # printable ASCII (aiohttp decodes header bytes as UTF-8, so "é" or "中" can arrive).
+    if not (request_id.isascii() and request_id.isprintable()) or not request_id:
+        request_id = new_request_id()
     request[REQUEST_ID] = request_id
     try:
         response = await _run(request, handler)

@@ -45,6 +45,13 @@ async def test_request_id_is_echoed_or_made(api: Api) -> None:
     assert resp.headers["X-Request-Id"] == "abc-123"
     resp = await api.client.get("/healthz")
     assert re.fullmatch(r"[0-9a-f]{16}", resp.headers["X-Request-Id"])
+    # A non-ASCII id is not echoed into a response header: a new one is made.
+    resp = await api.client.get(
+        "/v1/me", headers={"X-Request-Id": "é中".encode().decode("latin-1")}
+    )
+    assert resp.status == 401
+    assert re.fullmatch(r"[0-9a-f]{16}", resp.headers["X-Request-Id"])
+    assert (await resp.json())["request_id"] == resp.headers["X-Request-Id"]
 
 
 async def test_metrics_count_requests_and_outcomes(api: Api) -> None:
