@@ -44,11 +44,30 @@ class SignIn(Strict):
     id_number: IdNumber
 
 
+# A resource's details are stored as jsonb, encoded by orjson, which refuses more than 254
+# levels of nesting: a deeper object failed in the driver (500). Details are a flat card
+# (department, fee): a few levels are plenty.
+DETAILS_MAX_DEPTH = 8
+
+
+def _shallow(details: dict[str, Any]) -> dict[str, Any]:
+    stack: list[tuple[Any, int]] = [(details, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= DETAILS_MAX_DEPTH:
+                    raise ValueError(f"nested deeper than {DETAILS_MAX_DEPTH} levels")
+                stack.append((child, depth + 1))
+    return details
+
+
 class ResourceIn(Strict):
     code: Code = Field(description="The provider's own code for the resource, e.g. dr-li")
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     kind: Literal["doctor", "clinic", "vaccination", "other"] = "doctor"
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 
 
 class SlotIn(Strict):

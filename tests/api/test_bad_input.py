@@ -376,3 +376,27 @@ async def test_a_notification_id_beyond_bigint_is_a_field_error(api: Api) -> Non
         )
         assert resp.status == 422, last[:20]
         assert_error(await resp.json(), "validation_failed")
+
+
+async def test_deeply_nested_resource_details_are_a_field_error(api: Api) -> None:
+    """orjson encodes jsonb and refuses more than 254 levels: such details were a 500."""
+    deep: dict[str, object] = {"fee_cny": 1}
+    for _ in range(300):
+        deep = {"a": deep}
+    resp = await api.client.post(
+        "/v1/providers/hosp-a/slots",
+        json={"resources": [{"code": "dr-li", "name": "Dr Li", "details": deep}], "slots": []},
+        headers=api.staff_headers("hosp-a"),
+    )
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert [e["field"] for e in body["fields"]["errors"]] == ["resources.0.details"]
+    # A few levels are a resource's card, as before.
+    card = {"department": "Dermatology", "fee_cny": 50, "tags": [{"k": ["v"]}]}
+    resp = await api.client.post(
+        "/v1/providers/hosp-a/slots",
+        json={"resources": [{"code": "dr-li", "name": "Dr Li", "details": card}], "slots": []},
+        headers=api.staff_headers("hosp-a"),
+    )
+    assert resp.status == 201, await resp.text()
