@@ -30,6 +30,7 @@ from reservation.workflows import (
 CITIZEN = (Role.CITIZEN,)
 STAFF = (Role.STAFF, Role.OPERATOR)
 OPERATOR = (Role.OPERATOR,)
+BIGINT_MAX = 2**63 - 1
 
 
 def _fee(fen: int) -> str:
@@ -279,10 +280,12 @@ async def hospital_my_standby(call: Call) -> web.Response:
 
 
 async def hospital_leave_standby(call: Call) -> web.Response:
-    try:
-        standby_id = int(call.path("standby_id"))
-    except ValueError:
-        raise NotFound("No such standby entry.") from None
+    raw = call.path("standby_id")
+    # A standby id is a Postgres bigint: a larger number overflowed in the driver (500).
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= BIGINT_MAX):
+        raise NotFound("No such standby entry.")
+    standby_id = int(raw)
     left = await hospital_standby.leave_standby(
         call.services, account_id=call.citizen_id, standby_id=standby_id
     )

@@ -400,3 +400,14 @@ async def test_deeply_nested_resource_details_are_a_field_error(api: Api) -> Non
         headers=api.staff_headers("hosp-a"),
     )
     assert resp.status == 201, await resp.text()
+
+
+@pytest.mark.parametrize("standby_id", ["9223372036854775808", "99999999999999999999999", "0", "²"])
+async def test_standby_id_beyond_bigint_is_not_found(api: Api, standby_id: str) -> None:
+    """A standby id is a bigint: a larger number overflowed in the driver (500)."""
+    citizen = await register(api.client)
+    resp = await api.client.post(
+        f"/v1/hospital/standby/{standby_id}/cancel", headers=citizen["headers"]
+    )
+    assert resp.status == 404, await resp.text()
+    assert_error(await resp.json(), "not_found")
