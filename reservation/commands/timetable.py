@@ -58,24 +58,41 @@ def _import(settings: Settings, path: Path) -> int:
     from reservation.errors import ValidationFailed
     from reservation.workflows import import_timetable as importer
 
-    raw = path.read_bytes()
-
-    async def work(services: Any) -> dict[str, int]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        print(f"Cannot read {path}: {exc.strerror or exc}")
+        return 2
+    # Parsed before any server is started: a bad file changes nothing and needs none.
+    try:
         if path.suffix.lower() == ".csv":
-            timetable = importer.parse_csv(raw.decode("utf-8"))
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                print(f"Not UTF-8 ({path}): byte {exc.start} cannot be decoded.")
+                return 1
+            timetable = importer.parse_csv(text)
         else:
             timetable = importer.parse_json_bytes(raw)
+    except ValidationFailed as exc:
+        return _print_refusal(exc, path)
+
+    async def work(services: Any) -> dict[str, int]:
         result = await importer.import_timetable(services, timetable)
         return result.to_dict()
 
     try:
         print(json.dumps(_run(settings, work)))
     except ValidationFailed as exc:
-        print(f"{exc.message} ({path})")
-        for error in exc.fields.get("errors", []):
-            print(f"  {error['section']} row {error['row']}: {error['field']}: {error['message']}")
-        return 1
+        return _print_refusal(exc, path)
     return 0
+
+
+def _print_refusal(exc: Any, path: Path) -> int:
+    print(f"{exc.message} ({path})")
+    for error in exc.fields.get("errors", []):
+        print(f"  {error['section']} row {error['row']}: {error['field']}: {error['message']}")
+    return 1
 
 
 def _seed(settings: Settings, days: int | None) -> int:

@@ -202,17 +202,47 @@ def parse_json(data: Any) -> Timetable:
     return from_model(doc)
 
 
+# Postgres text cannot hold U+0000: a NUL reaching the import failed in the driver.
+NUL = "\x00"
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+
+
+def _nul_errors(data: Any, loc: tuple[str | int, ...] = ()) -> list[RowError]:
+    """A RowError for every string (or object key) of a decoded document holding a NUL."""
+    found: list[RowError] = []
+    if isinstance(data, str):
+        if NUL in data:
+            section = str(loc[0]) if loc else "body"
+            row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+            rest = ".".join(str(p) for p in loc[2:])
+            found.append(RowError(row, rest or section, NUL_MESSAGE, section))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            found += _nul_errors(key, (*loc, key)) + _nul_errors(value, (*loc, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found += _nul_errors(value, (*loc, index))
+    return found
+
+
 def parse_json_bytes(raw: bytes) -> Timetable:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _refuse([RowError(0, "body", f"not valid JSON: {exc}", "body")]) from exc
+    if b"\\u0000" in raw:  # JSON carries a NUL only escaped
+        errors = _nul_errors(data)
+        if errors:
+            raise _refuse(errors)
     return parse_json(data)
 
 
 def parse_csv(text: str) -> Timetable:
     """One row per stop; a train's rows are consecutive and its first row carries the
     train columns (later rows leave them empty or repeat them)."""
+    index = text.find(NUL)
+    if index >= 0:
+        raise _refuse([RowError(text.count("\n", 0, index) + 1, "body", NUL_MESSAGE)])
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in next(reader, [])]
     if tuple(header) != CSV_COLUMNS:
