@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reservation.api.schemas import Instant
+from reservation.api.schemas import Day, Instant
 
 SaleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
@@ -22,7 +21,7 @@ class CreateSale(BaseModel):
     kind: Literal["slots", "train"]
     provider_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     release_at: Instant | None = None
-    train_date: dt.date | None = None
+    train_date: Day | None = None
     stock: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     window_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
     admit_factor: Annotated[int, Field(ge=1, le=100)] | None = None

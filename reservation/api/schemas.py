@@ -29,6 +29,17 @@ def _within_bounds(value: dt.datetime) -> dt.datetime:
 Instant = Annotated[AwareDatetime, AfterValidator(_within_bounds)]
 
 
+def _day_within_bounds(value: dt.date) -> dt.date:
+    if not INSTANT_MIN.date() <= value < INSTANT_MAX.date():
+        raise ValueError("must be between 1970-01-01 and 2999-12-31")
+    return value
+
+
+# A calendar day with room for date arithmetic (a sale window opens days before it):
+# "0001-01-01" overflowed Python's date range (500).
+Day = Annotated[dt.date, AfterValidator(_day_within_bounds)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

@@ -411,3 +411,19 @@ async def test_standby_id_beyond_bigint_is_not_found(api: Api, standby_id: str) 
     )
     assert resp.status == 404, await resp.text()
     assert_error(await resp.json(), "not_found")
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+async def test_a_train_sale_day_outside_the_calendar_is_a_field_error(api: Api, day: str) -> None:
+    """A sale window opens days before its train date: 0001-01-01 overflowed (500)."""
+    resp = await api.client.post(
+        "/v1/sales",
+        json={"sale_id": "sale-t", "kind": "train", "train_date": day, "stock": 10},
+        headers=api.operator,
+    )
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert [e["field"] for e in body["fields"]["errors"]] == ["train_date"]
+    resp = await api.client.get("/v1/sales/sale-t")
+    assert resp.status == 404
