@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from reservation.api.schemas import IdNumber, Instant, ObjectId, Phone, Strict
+from reservation.api.schemas import IdNumber, Instant, ObjectId, PersonName, Phone, Strict
 
 
 class ScheduleRows(Strict):
@@ -46,7 +46,7 @@ class BookIn(Strict):
 
 class WalkInIn(Strict):
     slot_id: ObjectId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    name: PersonName
     phone: Phone
     id_number: IdNumber
     channel: Literal["phone", "onsite"] = "onsite"

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field
 
-from pydantic import Field, StringConstraints
-
-from reservation.api.schemas import IdNumber, Strict
+from reservation.api.schemas import IdNumber, PersonName, Strict
 from reservation.domain.passengers import PassengerKind
 
 
 class AddPassenger(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    name: PersonName
     id_number: IdNumber = Field(description="18-digit resident ID number (GB 11643)")
     kind: PassengerKind = Field(
         default=PassengerKind.ADULT, description="adult, child (under 14) or student"

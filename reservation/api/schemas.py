@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -40,12 +41,31 @@ def _day_within_bounds(value: dt.date) -> dt.date:
 Day = Annotated[dt.date, AfterValidator(_day_within_bounds)]
 
 
+# Categories that draw nothing on their own: controls, format characters (U+202E, U+FEFF,
+# zero-width spaces), separators (spaces of every width), combining marks, private use,
+# surrogates and unassigned code points.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me", "Co", "Cs", "Cn"})
+
+
+def _visible(value: str) -> str:
+    if not any(unicodedata.category(ch) not in _INVISIBLE for ch in value):
+        raise ValueError("must contain at least one visible character")
+    return value
+
+
+# A person's real name, as printed on a ticket or a registration: 1 to 50 characters, at
+# least one of them visible ("\u202e\ufeff" or spaces alone are refused).
+PersonName = Annotated[
+    str, StringConstraints(min_length=1, max_length=50), AfterValidator(_visible)
+]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class RegisterCitizen(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    name: PersonName
     phone: Phone = Field(description="Mainland mobile number, 11 digits starting with 1")
     id_number: IdNumber = Field(description="18-digit resident ID number (GB 11643)")
 

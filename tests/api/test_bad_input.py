@@ -427,3 +427,34 @@ async def test_a_train_sale_day_outside_the_calendar_is_a_field_error(api: Api, 
     assert [e["field"] for e in body["fields"]["errors"]] == ["train_date"]
     resp = await api.client.get("/v1/sales/sale-t")
     assert resp.status == 404
+
+
+@pytest.mark.parametrize("name", ["\u202e\ufeff", "   ", "\u200b\u3000", "\u0301", "\t\u2028"])
+async def test_a_name_with_no_visible_character_is_a_field_error(api: Api, name: str) -> None:
+    """Names made only of invisible characters (format characters, spaces) were accepted
+    for a citizen and a passenger: a ticket would print a blank name."""
+    phone, id_number = make_phone(), make_id_number()
+    resp = await api.client.post(
+        "/v1/citizens", json={"name": name, "phone": phone, "id_number": id_number}
+    )
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert [e["field"] for e in body["fields"]["errors"]] == ["name"]
+    resp = await api.client.post("/v1/sessions", json={"phone": phone, "id_number": id_number})
+    assert resp.status == 401  # no account was created
+    citizen = await register(api.client)
+    resp = await api.client.post(
+        "/v1/passengers",
+        json={"name": name, "id_number": make_id_number()},
+        headers=citizen["headers"],
+    )
+    assert resp.status == 422, await resp.text()
+    assert [e["field"] for e in (await resp.json())["fields"]["errors"]] == ["name"]
+    resp = await api.client.get("/v1/passengers", headers=citizen["headers"])
+    assert len((await resp.json())["passengers"]) == 1  # the holder only
+
+
+async def test_a_name_with_a_visible_character_among_invisible_ones_is_kept(api: Api) -> None:
+    citizen = await register(api.client, name="\u200b张三")
+    assert citizen["token"]
