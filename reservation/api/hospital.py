@@ -639,6 +639,7 @@ ROUTES = [
         "Publish doctor schedules in bulk, CSV (text/csv; all or nothing)",
         "hospital-staff",
         roles=STAFF,
+        raw_body=("text/csv",),
         responses={
             201: "Published",
             415: "Not text/csv",

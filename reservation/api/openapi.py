@@ -19,6 +19,18 @@ ERROR_SCHEMA = {
 }
 
 
+# Bodies read by their handler: a CSV upload is UTF-8 text with a header line.
+_RAW_SCHEMAS: dict[str, dict[str, Any]] = {
+    "text/csv": {
+        "schema": {
+            "type": "string",
+            "description": "UTF-8 CSV (charset=utf-8), a header line then one row per line",
+        }
+    },
+    "application/json": {"schema": {"type": "object"}},
+}
+
+
 def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
@@ -65,6 +77,11 @@ def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
                     }
                 },
             }
+        elif route.raw_body:
+            op["requestBody"] = {
+                "required": True,
+                "content": {media: _RAW_SCHEMAS.get(media, {}) for media in route.raw_body},
+            }
         if route.roles is not None:
             op["security"] = [{"bearer": []}]
             op["description"] = "Allowed roles: " + ", ".join(r.value for r in route.roles)
@@ -75,10 +92,16 @@ def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
         errors.setdefault(400, "Malformed request")
         if route.body is not None or route.query is not None:
             errors.setdefault(422, "Invalid fields (listed in fields.errors)")
+        if route.raw_body:
+            errors.setdefault(422, "Invalid rows (listed in fields.errors); nothing was changed")
+            errors.setdefault(413, "Body too large (body_too_large)")
+            errors.setdefault(
+                415, f"Body not sent as {' or '.join(route.raw_body)} (unsupported_media_type)"
+            )
         if route.body is not None:
             errors.setdefault(413, "Body too large (body_too_large)")
             errors.setdefault(415, "Body not sent as application/json (unsupported_media_type)")
-        if "{" in route.path or route.body is not None or route.query is not None:
+        if "{" in route.path or route.body is not None or route.query is not None or route.raw_body:
             # Any id a request names (in the path, the body or the query) may name nothing.
             errors.setdefault(404, "Not found: an id in the request names nothing (or not yours)")
         if route.roles is not None:

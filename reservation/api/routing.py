@@ -63,6 +63,9 @@ class Route:
     responses: dict[int, str] = field(default_factory=dict)
     operation_id: str = ""
     raw_response: bool = False  # e.g. /metrics (text), not JSON
+    # A body the handler reads itself (not ``body``): its media types, for the OpenAPI
+    # document, e.g. ("text/csv",) for a CSV upload.
+    raw_body: tuple[str, ...] = ()
 
 
 def json_response(

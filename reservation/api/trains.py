@@ -234,6 +234,7 @@ ROUTES = [
         "Import a timetable (application/json or text/csv; see docs/trains.md)",
         "trains",
         roles=IMPORTERS,
+        raw_body=("application/json", "text/csv"),
         responses={
             201: "Imported",
             403: "Not railway staff or an operator",

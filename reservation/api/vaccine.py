@@ -675,6 +675,7 @@ ROUTES: list[Route] = [
         "Publish session slots as CSV: product,day,start,end,capacity[,release_at]",
         "vaccine-staff",
         roles=STAFF,
+        raw_body=("text/csv",),
         responses={
             201: "Published",
             415: "Not text/csv",

@@ -323,6 +323,7 @@ ROUTES: list[Route] = [
         "Publish slots from a CSV file (text/csv; all or nothing, errors by line)",
         "provider",
         roles=STAFF,
+        raw_body=("text/csv",),
         responses={
             201: "Published",
             415: "Not text/csv",

@@ -130,3 +130,30 @@ async def test_overload_is_shed_with_503_and_retry_after(settings: Settings) -> 
         gate.set()
         assert [r.status for r in await asyncio.gather(*first)] == [200, 200]
         assert (await client.get("/healthz")).status == 200
+
+
+async def test_openapi_documents_the_csv_upload_bodies(api: Api) -> None:
+    """The CSV upload routes read their body themselves: the document had no requestBody
+    for them, so a client (or a fuzzer) could not know to send text/csv."""
+    doc = await (await api.client.get("/openapi.json")).json()
+    uploads = {
+        "/v1/providers/{provider_id}/slots/csv": {"text/csv"},
+        "/v1/providers/{provider_id}/vaccine/sessions.csv": {"text/csv"},
+        "/v1/hospital/providers/{provider_id}/schedules.csv": {"text/csv"},
+        "/v1/timetables": {"application/json", "text/csv"},
+    }
+    for path, media in uploads.items():
+        op = doc["paths"][path]["post"]
+        assert op["requestBody"]["required"] is True, path
+        assert set(op["requestBody"]["content"]) == media, path
+        assert {"413", "415", "422"} <= set(op["responses"]), path
+    assert (
+        doc["paths"]["/v1/timetables"]["post"]["requestBody"]["content"]["text/csv"]["schema"][
+            "type"
+        ]
+        == "string"
+    )
+    # Every POST or PUT that reads a body documents it.
+    for route in all_routes():
+        if route.body is not None or route.raw_body:
+            assert "requestBody" in doc["paths"][route.path][route.method.lower()], route.path
