@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from reservation.api.schemas import IdNumber, Instant, ObjectId, PersonName, Phone, Strict
+from reservation.api.schemas import Day, IdNumber, Instant, ObjectId, PersonName, Phone, Strict
 
 
 class ScheduleRows(Strict):
@@ -33,11 +33,11 @@ class PolicyIn(Strict):
 
 
 class DayQuery(Strict):
-    day: dt.date
+    day: Day
 
 
 class OptionalDayQuery(Strict):
-    day: dt.date | None = None
+    day: Day | None = None
 
 
 class BookIn(Strict):
@@ -62,8 +62,8 @@ class CancelSessionIn(Strict):
 
 class StandbyIn(Strict):
     department_id: ObjectId
-    day: dt.date = Field(description="The first day (the only one without last_day)")
-    last_day: dt.date | None = Field(None, description="The last day, at most 7 days in all")
+    day: Day = Field(description="The first day (the only one without last_day)")
+    last_day: Day | None = Field(None, description="The last day, at most 7 days in all")
     doctor_id: ObjectId | None = Field(None, description="Only this doctor of the department")
     deadline: Instant | None = Field(
         None, description="Stop waiting at this time (default: the end of the last day)"

@@ -121,8 +121,8 @@ class HoldSlot(Strict):
 class SlotQuery(Strict):
     provider_id: ObjectId | None = None
     resource_id: ObjectId | None = None
-    day: dt.date | None = None
+    day: Day | None = None
 
 
 class DayQuery(Strict):
-    day: dt.date
+    day: Day

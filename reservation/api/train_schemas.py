@@ -6,10 +6,11 @@ to ``fairseat timetable import`` and a body posted to ``POST /v1/timetables``.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from reservation.api.schemas import Day
 
 StationCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -38,7 +39,7 @@ class TrainSearchQuery(Strict):
     to: Annotated[str, StringConstraints(min_length=1, max_length=40)] = Field(
         description="Alighting station: code (AOH) or exact name"
     )
-    date: dt.date = Field(description="Date of departure from the boarding station (China)")
+    date: Day = Field(description="Date of departure from the boarding station (China)")
 
 
 # --- the timetable file ------------------------------------------------------------------
@@ -78,8 +79,8 @@ class StopIn(Strict):
 
 
 class CalendarIn(Strict):
-    valid_from: dt.date = Field(alias="from")
-    valid_to: dt.date = Field(alias="to")
+    valid_from: Day = Field(alias="from")
+    valid_to: Day = Field(alias="to")
     weekdays: Annotated[str, StringConstraints(pattern=r"^[1-7]{1,7}$")] = "1234567"
 
 

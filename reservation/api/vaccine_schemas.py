@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from reservation.api.schemas import IdNumber, Instant, ObjectId, Strict
+from reservation.api.schemas import Day, IdNumber, Instant, ObjectId, Strict
 
 ProductCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 GroupCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
@@ -20,7 +20,7 @@ class SessionRow(Strict):
     product: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
         description="Product code, e.g. covid-inact"
     )
-    day: dt.date
+    day: Day
     start: dt.time = Field(description="Local time (UTC+8), HH:MM")
     end: dt.time = Field(description="Local time (UTC+8), HH:MM")
     capacity: int = Field(ge=0, le=1_000_000, description="Places of this product")
@@ -79,14 +79,14 @@ class SiteQuery(Strict):
     )
     district: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
     product: ProductCode | None = None
-    day: dt.date | None = Field(default=None, description="With product: places left that day")
+    day: Day | None = Field(default=None, description="With product: places left that day")
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=10_000)
 
 
 class SiteSlotsQuery(Strict):
     product: ProductCode | None = None
-    day: dt.date | None = Field(default=None, description="Default: the next 14 days")
+    day: Day | None = Field(default=None, description="Default: the next 14 days")
     days: int = Field(default=14, ge=1, le=62)
 
 
@@ -96,12 +96,12 @@ class PersonQuery(Strict):
 
 class EligibilityQuery(Strict):
     campaign_id: ObjectId
-    day: dt.date
+    day: Day
     passenger_id: ObjectId | None = None
 
 
 class DayQuery(Strict):
-    day: dt.date
+    day: Day
 
 
 # --- vaccine waitlist (issue 5)
@@ -115,8 +115,8 @@ class VaccineWaitlistIn(Strict):
         default=None, description="With district: every site of the district (e.g. 4401)"
     )
     district: Annotated[str, StringConstraints(min_length=1, max_length=60)] | None = None
-    first_day: dt.date
-    last_day: dt.date = Field(description="At most 14 days after first_day (inclusive)")
+    first_day: Day
+    last_day: Day = Field(description="At most 14 days after first_day (inclusive)")
     deadline: Instant | None = Field(
         default=None, description="Stop waiting at this time (default: the end of last_day)"
     )

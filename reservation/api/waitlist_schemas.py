@@ -3,12 +3,11 @@ counts that have their own refusal codes are checked by the workflows."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from reservation.api.schemas import Instant, Strict
+from reservation.api.schemas import Day, Instant, Strict
 from reservation.api.ticket_schemas import PassengerId, RunId, SeatClass, StationRef
 
 ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -22,7 +21,7 @@ class TrainChoice(Strict):
 class TrainWaitlistIn(Strict):
     from_: StationRef = Field(alias="from", description="Boarding station: code or name")
     to: StationRef = Field(description="Alighting station: code or name")
-    date: dt.date = Field(description="Date of departure from the boarding station (China)")
+    date: Day = Field(description="Date of departure from the boarding station (China)")
     choices: list[TrainChoice] = Field(
         min_length=1, max_length=10, description="Acceptable (run, class) pairs, best first"
     )
@@ -36,8 +35,8 @@ class SlotWaitlistIn(Strict):
     resource_ids: list[ResourceId] = Field(
         min_length=1, max_length=20, description="Doctors, vaccination sessions or sites"
     )
-    first_day: dt.date
-    last_day: dt.date
+    first_day: Day
+    last_day: Day
     deadline: Instant = Field(description="Stop waiting at this time (with offset)")
 
 

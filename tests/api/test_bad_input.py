@@ -458,3 +458,30 @@ async def test_a_name_with_no_visible_character_is_a_field_error(api: Api, name:
 async def test_a_name_with_a_visible_character_among_invisible_ones_is_kept(api: Api) -> None:
     citizen = await register(api.client, name="\u200b张三")
     assert citizen["token"]
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+@pytest.mark.parametrize(
+    ("path", "who"),
+    [
+        ("/v1/slots?day={day}", "citizen"),
+        ("/v1/providers/hosp-a/slots?day={day}", "staff"),
+        ("/v1/vaccine/sites?city=beijing&product=flu&day={day}", "anyone"),
+    ],
+)
+async def test_every_request_day_is_within_the_calendar_the_service_computes_in(
+    api: Api, path: str, who: str, day: str
+) -> None:
+    """Every day of a request is a bounded Day (1970..2999), like the sale's train_date:
+    days feed date arithmetic (sale windows, deadlines) that overflows near year 1 or
+    9999. Queries that silently answered nothing for such a day now say why."""
+    headers: dict[str, str] = {}
+    if who == "citizen":
+        headers = (await register(api.client))["headers"]
+    elif who == "staff":
+        headers = api.staff_headers("hosp-a")
+    resp = await api.client.get(path.format(day=day), headers=headers)
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert_error(body, "validation_failed")
+    assert [e["field"] for e in body["fields"]["errors"]] == ["query.day"]
