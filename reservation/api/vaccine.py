@@ -363,7 +363,7 @@ async def publish_csv(call: Call) -> web.Response:
         # utf-8-sig: spreadsheets often save UTF-8 with a byte-order mark.
         text = raw.decode("utf-8-sig")
         refuse_nul_in_text(text)
-        reader = csv.DictReader(io.StringIO(text))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         records = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValidationFailed(

@@ -46,7 +46,16 @@ def _time(raw: str) -> dt.datetime:
 
 
 def parse_slots_csv(text: str) -> ParsedCsv:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), skipinitialspace=True)
+    """Lines may end in CR LF, LF or a lone CR (``newline=""``, as the csv module asks); what
+    the csv module still cannot read (a field over its size limit) is an error for that line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""), skipinitialspace=True)
+    try:
+        return _parse(reader)
+    except csv.Error as exc:
+        return ParsedCsv([], [], [_error(None, reader.line_num, "row", f"unreadable CSV: {exc}")])
+
+
+def _parse(reader: csv.DictReader[str]) -> ParsedCsv:
     header = [h.strip() for h in reader.fieldnames or []]
     reader.fieldnames = header
     errors: list[dict[str, Any]] = []

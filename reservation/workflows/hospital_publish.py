@@ -58,8 +58,21 @@ class PublishedSessionOut:
 
 def csv_rows(text: str) -> list[tuple[int, Mapping[str, object]]]:
     """CSV text -> (line number, columns) rows; header problems raise ``ValidationFailed``.
-    Line numbers count the header as line 1, so an error points at the file's own line."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), restkey="_extra")
+    Line numbers count the header as line 1, so an error points at the file's own line.
+    Lines may end in CR LF, LF or a lone CR (``newline=""``, as the csv module asks); what
+    the csv module still cannot read (a field over its size limit) is a ``ValidationFailed``
+    for that line, not a 500."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""), restkey="_extra")
+    try:
+        return _read_rows(reader)
+    except csv.Error as exc:
+        raise ValidationFailed(
+            "Nothing was published: the CSV cannot be read.",
+            errors=[{"row": reader.line_num, "field": "row", "message": f"unreadable CSV: {exc}"}],
+        ) from None
+
+
+def _read_rows(reader: csv.DictReader[str]) -> list[tuple[int, Mapping[str, object]]]:
     header = reader.fieldnames or []
     missing = [c for c in SCHEDULE_COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
     if not header or missing:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,7 +243,15 @@ def parse_csv(text: str) -> Timetable:
     index = text.find(NUL)
     if index >= 0:
         raise _refuse([RowError(text.count("\n", 0, index) + 1, "body", NUL_MESSAGE)])
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="": lines may end in CR LF, LF or a lone CR, as the csv module asks.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        return _parse_rows(reader)
+    except csv.Error as exc:  # what it still cannot read: a field over its size limit
+        raise _refuse([RowError(reader.line_num, "body", f"unreadable CSV: {exc}")]) from None
+
+
+def _parse_rows(reader: Iterator[list[str]]) -> Timetable:
     header = [h.strip() for h in next(reader, [])]
     if tuple(header) != CSV_COLUMNS:
         raise _refuse([RowError(1, "header", f"expected {','.join(CSV_COLUMNS)}")])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reservation.workflows.import_timetable import CSV_COLUMNS
 from tests.api_fixture import Api
 from tests.helpers import make_id_number, make_phone, register
 
@@ -485,3 +486,52 @@ async def test_every_request_day_is_within_the_calendar_the_service_computes_in(
     body = await resp.json()
     assert_error(body, "validation_failed")
     assert [e["field"] for e in body["fields"]["errors"]] == ["query.day"]
+
+
+_SCHEDULE_HEADER = (
+    "department_code,department_name,doctor_code,doctor_name,title,specialty,fee_cny,"
+    "day,session,start,end,slot_minutes,capacity,counter_capacity"
+)
+_CSV_UPLOADS = [
+    ("/v1/hospital/providers/hosp-a/schedules.csv", "staff", _SCHEDULE_HEADER),
+    (
+        "/v1/providers/hosp-a/slots/csv",
+        "staff",
+        "resource_code,starts_at,ends_at,capacity,release_at",
+    ),
+    ("/v1/timetables", "operator", ",".join(CSV_COLUMNS)),
+]
+
+
+@pytest.mark.parametrize(("path", "who", "header"), _CSV_UPLOADS)
+async def test_a_csv_upload_the_csv_module_cannot_read_is_a_field_error(
+    api: Api, path: str, who: str, header: str
+) -> None:
+    """A lone CR inside a line (schemathesis) or a field over the csv module's size limit
+    raised csv.Error: a 500. Now a lone CR ends a line, and an unreadable line is a 422."""
+    headers = {
+        **(api.operator if who == "operator" else api.staff_headers("hosp-a")),
+        "Content-Type": "text/csv",
+    }
+    lone_cr = "à\\k\xf1\r4!Ýàä\n"
+    huge = header + "\n" + "x" * 200_000 + "," * header.count(",") + "\n"
+    for text in (lone_cr, huge):
+        resp = await api.client.post(path, data=text.encode(), headers=headers)
+        assert resp.status == 422, await resp.text()
+        assert_error(await resp.json(), "validation_failed")
+    async with api.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM hospital_departments") == 0
+        assert await conn.fetchval("SELECT count(*) FROM trains") == 0
+
+
+async def test_a_csv_upload_with_lone_cr_line_ends_is_read(api: Api) -> None:
+    """Old Mac line ends (CR alone) are line ends, as the csv module reads them with
+    newline="" (they were a csv.Error: a 500)."""
+    day = (api.clock.now + dt.timedelta(days=2)).date().isoformat()
+    line = f"cardio,心内科,dr-li,李主任,主任医师,,100,{day},morning,08:00,11:30,30,4,1"
+    resp = await api.client.post(
+        "/v1/hospital/providers/hosp-a/schedules.csv",
+        data=f"{_SCHEDULE_HEADER}\r{line}\r".encode(),
+        headers={**api.staff_headers("hosp-a"), "Content-Type": "text/csv"},
+    )
+    assert resp.status == 201, await resp.text()
