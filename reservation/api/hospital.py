@@ -672,6 +672,7 @@ ROUTES = [
         "hospital-staff",
         roles=STAFF,
         body=hs.CheckInIn,
+        responses={200: "Checked in", 409: "not_allowed_now: the registration is not confirmed"},
     ),
     Route(
         "POST",
@@ -680,6 +681,10 @@ ROUTES = [
         "Mark a no-show (audited); the place goes to standby if its window still runs",
         "hospital-staff",
         roles=STAFF,
+        responses={
+            200: "Marked a no-show",
+            409: "not_allowed_now: only a confirmed registration, once its time has begun",
+        },
     ),
     Route(
         "POST",
@@ -698,7 +703,12 @@ ROUTES = [
         "hospital-staff",
         roles=STAFF,
         body=hs.WalkInIn,
-        responses={201: "Registered and paid at the counter"},
+        responses={
+            201: "Registered and paid at the counter",
+            409: "sold_out, not_released, department_limit, daily_department_limit,"
+            " person_limit, booking_suspended, channel_reserved, session_cancelled",
+            429: "hold_cap: too many unpaid holds",
+        },
     ),
     Route(
         "GET",
@@ -716,5 +726,6 @@ ROUTES = [
         "operator",
         roles=OPERATOR,
         body=hs.ResolveIn,
+        responses={200: "Resolved", 409: "not_allowed_now: the appeal is not pending"},
     ),
 ]

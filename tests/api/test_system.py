@@ -157,3 +157,18 @@ async def test_openapi_documents_the_csv_upload_bodies(api: Api) -> None:
     for route in all_routes():
         if route.body is not None or route.raw_body:
             assert "requestBody" in doc["paths"][route.path][route.method.lower()], route.path
+
+
+async def test_openapi_documents_the_conflicts_of_hospital_staff_actions(api: Api) -> None:
+    """schemathesis (status_code_conformance) found 409 answered but undocumented on the
+    no-show and walk-in routes; check-in and appeal resolution refuse the same way."""
+    doc = await (await api.client.get("/openapi.json")).json()
+    hospital = "/v1/hospital/providers/{provider_id}"
+    for path in (
+        f"{hospital}/registrations/{{registration_id}}/no-show",
+        f"{hospital}/walk-ins",
+        f"{hospital}/check-ins",
+        "/v1/hospital/appeals/{registration_id}/resolve",
+    ):
+        assert "409" in doc["paths"][path]["post"]["responses"], path
+    assert "429" in doc["paths"][f"{hospital}/walk-ins"]["post"]["responses"]
