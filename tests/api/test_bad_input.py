@@ -276,14 +276,25 @@ async def test_nul_character_in_path_is_not_found(api: Api) -> None:
     assert_error(await resp.json(), "not_found")
 
 
+_SCHEDULE_HEADER = (
+    "department_code,department_name,doctor_code,doctor_name,title,specialty,fee_cny,"
+    "day,session,start,end,slot_minutes,capacity,counter_capacity"
+)
+
+
+async def post_schedule_csv(api: Api, body: bytes, content_type: str = "text/csv") -> Any:
+    """hosp-a's staff upload a schedules.csv."""
+    return await api.client.post(
+        "/v1/hospital/providers/hosp-a/schedules.csv",
+        data=body,
+        headers={**api.staff_headers("hosp-a"), "Content-Type": content_type},
+    )
+
+
 @pytest.mark.parametrize("charset", ["no-such-charset", "rot13"])
 async def test_csv_in_an_unknown_charset_is_unsupported(api: Api, charset: str) -> None:
     """A charset Python has no text codec for is the client's media type, not a 500."""
-    resp = await api.client.post(
-        "/v1/hospital/providers/hosp-a/schedules.csv",
-        data=b"department_code\n",
-        headers={**api.staff_headers("hosp-a"), "Content-Type": f"text/csv; charset={charset}"},
-    )
+    resp = await post_schedule_csv(api, b"department_code\n", f"text/csv; charset={charset}")
     assert resp.status == 415, await resp.text()
     body = await resp.json()
     assert_error(body, "unsupported_media_type")
@@ -292,17 +303,9 @@ async def test_csv_in_an_unknown_charset_is_unsupported(api: Api, charset: str) 
 
 async def test_nul_character_in_an_upload_changes_nothing(api: Api) -> None:
     """A NUL in a CSV upload or a timetable's JSON is a 422, not a driver error (500)."""
-    header = (
-        "department_code,department_name,doctor_code,doctor_name,title,specialty,fee_cny,"
-        "day,session,start,end,slot_minutes,capacity,counter_capacity"
-    )
     day = (api.clock.now + dt.timedelta(days=2)).date().isoformat()
     line = f"cardio,心内\x00科,dr-li,李主任,主任医师,,100,{day},morning,08:00,11:30,30,4,1"
-    resp = await api.client.post(
-        "/v1/hospital/providers/hosp-a/schedules.csv",
-        data=f"{header}\n{line}\n".encode(),
-        headers={**api.staff_headers("hosp-a"), "Content-Type": "text/csv"},
-    )
+    resp = await post_schedule_csv(api, f"{_SCHEDULE_HEADER}\n{line}\n".encode())
     assert resp.status == 422, await resp.text()
     body = await resp.json()
     assert_error(body, "validation_failed")
@@ -488,10 +491,6 @@ async def test_every_request_day_is_within_the_calendar_the_service_computes_in(
     assert [e["field"] for e in body["fields"]["errors"]] == ["query.day"]
 
 
-_SCHEDULE_HEADER = (
-    "department_code,department_name,doctor_code,doctor_name,title,specialty,fee_cny,"
-    "day,session,start,end,slot_minutes,capacity,counter_capacity"
-)
 _CSV_UPLOADS = [
     ("/v1/hospital/providers/hosp-a/schedules.csv", "staff", _SCHEDULE_HEADER),
     (
@@ -529,9 +528,5 @@ async def test_a_csv_upload_with_lone_cr_line_ends_is_read(api: Api) -> None:
     newline="" (they were a csv.Error: a 500)."""
     day = (api.clock.now + dt.timedelta(days=2)).date().isoformat()
     line = f"cardio,心内科,dr-li,李主任,主任医师,,100,{day},morning,08:00,11:30,30,4,1"
-    resp = await api.client.post(
-        "/v1/hospital/providers/hosp-a/schedules.csv",
-        data=f"{_SCHEDULE_HEADER}\r{line}\r".encode(),
-        headers={**api.staff_headers("hosp-a"), "Content-Type": "text/csv"},
-    )
+    resp = await post_schedule_csv(api, f"{_SCHEDULE_HEADER}\r{line}\r".encode())
     assert resp.status == 201, await resp.text()
