@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import socket
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -228,7 +229,15 @@ class ScriptClient:
                 await self._watchdog
 
     # Calls -----------------------------------------------------------------------------
-    async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    def call(self, script: Any, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        """One script call. Not a coroutine itself: it hands back redis-py's (or the direct
+        path's) awaitable, because every coroutine frame between a task and its I/O is
+        walked again each time the task resumes."""
+        if not self._direct:
+            return script(keys=keys, args=args)  # type: ignore[no-any-return]
+        return self._call_one(script, keys, args)
+
+    async def _call_one(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         return (await self.call_many([(script, keys, args)]))[0]
 
     async def call_many(self, calls: list[Call]) -> list[Any]:

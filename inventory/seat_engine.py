@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -234,16 +234,26 @@ class SeatEngine:
         self._nseg: dict[tuple[str, str], int] = {}
 
     # The epoch check (issue 4) ------------------------------------------------------------
-    async def guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Any:
+    def guarded(self, script: Any, keys: list[str], args: list[Any], shard: int) -> Awaitable[Any]:
         """One script call with the shard's epoch marker as its last key and the expected
         epoch as its last argument (as SlotEngine does). A refusal for a closed epoch is
-        retried once if the expected epoch changed meanwhile (a rebuild just finished)."""
-        keys = [*keys, self.keys.keys.epoch(shard)]
-        expected = "" if self.guard is None else await self.guard.expected()
+        retried once if the expected epoch changed meanwhile (a rebuild just finished).
+        Unguarded (tests, tools, benches) it is the bare call: no coroutine frame of its own.
+        It appends to ``keys`` and ``args``: callers pass fresh lists."""
+        keys.append(self.keys.keys.epoch(shard))
+        if self.guard is None:
+            args.append("")
+            return self.calls.call(script, keys, args)
+        return self._guarded_call(self.guard, script, keys, args)
+
+    async def _guarded_call(
+        self, guard: EpochGuard, script: Any, keys: list[str], args: list[Any]
+    ) -> Any:
+        expected = await guard.expected()
         reply = await self.calls.call(script, keys, [*args, expected])
-        if int(reply[0]) == SeatCode.SALES_CLOSED and self.guard is not None:
+        if int(reply[0]) == SeatCode.SALES_CLOSED:
             with contextlib.suppress(Exception):
-                fresh = (await self.guard.refresh()).expected
+                fresh = (await guard.refresh()).expected
                 if fresh != expected:
                     reply = await self.calls.call(script, keys, [*args, fresh])
         return reply
@@ -314,7 +324,7 @@ class SeatEngine:
         u = self.unit(run_id, seat_class)
         reply = await self.guarded(
             self._hold,
-            [*u.inventory, self.keys.hold(hold_id), u.deadlines, u.outbox],
+            [*u.inventory, self.keys.keys.hold(u.shard, hold_id), u.deadlines, u.outbox],
             [
                 now,
                 hold_id,
