@@ -61,9 +61,9 @@ from inventory.segments import (
     Remaining,
     check_trip,
     free_gaps,
-    parse_gap_field,
     popcount,
     remaining_all,
+    seats_per_gap,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def wall_clock_ms() -> int:
 
 
 def _counts(raw: dict[Any, Any]) -> dict[str, int]:
-    """A pcount or gapn hash as read: its counts, without the hashtable field."""
+    """A pcount hash as read: its counts, without the hashtable field."""
     return {k: int(v) for f, v in raw.items() if (k := as_text(f)) != HASHTABLE_FIELD}
 
 
@@ -99,7 +99,6 @@ class UnitState:
 
     pcount: dict[str, int]
     gapidx: set[str]
-    gapn: dict[str, int]
     gaps: bytes
 
 
@@ -112,17 +111,15 @@ def unit_state(nseg: int, records: Iterable[str]) -> UnitState:
         pattern = record[:nseg]
         pcount[pattern] = pcount.get(pattern, 0) + 1
     gapidx: set[str] = set()
-    gapn: dict[str, int] = {}
     top: dict[tuple[int, int], int] = {}
-    for pattern, count in pcount.items():
+    for pattern in pcount:
         for g0, g1 in free_gaps(pattern):
             gapidx.add(f"{g0:02d}{g1:02d}|{popcount(pattern):02d}|{pattern}")
-            gapn[f"{g0}:{g1}"] = gapn.get(f"{g0}:{g1}", 0) + count
             top[(g0, g1)] = max(top.get((g0, g1), -1), popcount(pattern))
     cells = bytearray((nseg + 1) ** 2)
     for (g0, g1), pop in top.items():
         cells[g0 * (nseg + 1) + g1] = pop + 1
-    return UnitState(pcount, gapidx, gapn, bytes(cells))
+    return UnitState(pcount, gapidx, bytes(cells))
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +278,7 @@ class SeatEngine:
         u = self.unit(run_id, seat_class)
         reply = await self.guarded(
             self._load,
-            u.inventory[:7],
+            u.inventory[:6],
             [nseg, map_fingerprint(nseg, seat_class, tails), run_id, seat_class, *tails],
             u.shard,
         )
@@ -543,23 +540,24 @@ class SeatEngine:
 
     # reads --------------------------------------------------------------------------------
     async def remaining(self, run_id: str, seat_class: str) -> Remaining:
-        """余票 for every trip of a run and class: one HGETALL of the seats-per-gap counts
-        (at most nseg·(nseg+1)/2 fields, whatever the number of seats), summed here rather
-        than in Lua so the query flood costs Redis a plain read (replica-friendly) and the
-        arithmetic scales with the service processes."""
+        """余票 for every trip of a run and class: one HGETALL of the seats per pattern (the
+        buckets present), summed here rather than in Lua so the query flood costs Redis a
+        plain read (replica-friendly) and the arithmetic scales with the service processes:
+        seats per free gap (a pattern's gaps are parsed once per process), then an
+        O(nseg²) suffix sum. The holds keep no per-gap counts for it (see ``seat_keys``)."""
         u = self.unit(run_id, seat_class)
         nseg = self._nseg.get((run_id, seat_class))
         if nseg is None:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.hget(u.meta, "nseg")
-                pipe.hgetall(u.gapn)
+                pipe.hgetall(u.pcount)
                 raw_nseg, counts = await pipe.execute()
             if raw_nseg is None:
                 raise error_for(SeatCode.NOT_LOADED)
             nseg = self._nseg[(run_id, seat_class)] = int(raw_nseg)
         else:
-            counts = await self.client.hgetall(u.gapn)
-        return remaining_all(nseg, {parse_gap_field(f): c for f, c in _counts(counts).items()})
+            counts = await self.client.hgetall(u.pcount)
+        return remaining_all(nseg, seats_per_gap(_counts(counts)))
 
     async def get_hold(self, hold_id: str) -> HoldInfo | None:
         return self._hold_info(hold_id, await self._hold_record(hold_id))
@@ -607,9 +605,8 @@ class SeatEngine:
             pipe.zrange(u.bypat, 0, -1)
             pipe.hgetall(u.pcount)
             pipe.zrange(u.gapidx, 0, -1)
-            pipe.hgetall(u.gapn)
             pipe.get(u.gaps)
-            raw_nseg, seats, bypat, pcount, gapidx, gapn, gaps = await pipe.execute()
+            raw_nseg, seats, bypat, pcount, gapidx, gaps = await pipe.execute()
         if raw_nseg is None:
             return ["not published"]
         nseg = int(raw_nseg)
@@ -620,7 +617,6 @@ class SeatEngine:
             "bypat": (sorted(as_text(m) for m in bypat), records),
             "pcount": (_counts(pcount), want.pcount),
             "gapidx": ({as_text(m) for m in gapidx}, want.gapidx),
-            "gapn": (_counts(gapn), want.gapn),
             "gaps": (got_cells, want.gaps),
         }
         return [name for name, (got, want) in checks.items() if got != want]
@@ -637,18 +633,15 @@ class SeatEngine:
         u = self.unit(run_id, seat_class)
         args: list[Any] = [marker, nseg, map_fingerprint(nseg, seat_class, tails), run_id]
         args += [seat_class, state.gaps.decode("latin-1")]
-        # pcount and gapn each get the field that keeps them hashtables, as at publish.
-        args += [len(state.pcount) + 1, len(state.gapidx), len(state.gapn) + 1]
+        # pcount gets the field that keeps it a hashtable, as at publish.
+        args += [len(state.pcount) + 1, len(state.gapidx)]
         for pattern, count in sorted(state.pcount.items()):
             args += [pattern, count]
         args += [HASHTABLE_FIELD, HASHTABLE_VALUE]
         args += sorted(state.gapidx)
-        for gap, count in sorted(state.gapn.items()):
-            args += [gap, count]
-        args += [HASHTABLE_FIELD, HASHTABLE_VALUE]
         args += list(records)
         reply = await self.calls.call(
-            self._restore, [*u.inventory[:7], self.keys.keys.epoch(u.shard)], args
+            self._restore, [*u.inventory[:6], self.keys.keys.epoch(u.shard)], args
         )
         if int(reply[0]) < 0:
             raise _refusal(reply)

@@ -11,18 +11,21 @@ Layout of one inventory unit (a run and a seat class), and why:
 - ``bypat`` (zset, all scores 0, read by lex): the pattern *buckets* in one key, because
   scripts may not invent keys: ``[<pattern>|`` .. ``(<pattern>}`` is one bucket, in seat
   order, so its first seats are neighbours (adjacency) and picking one is O(log n).
-- ``pcount`` (hash pattern -> seats): tells when a bucket appears or empties.
-  ``pcount`` and ``gapn`` also hold ``HASHTABLE_FIELD`` (below), which keeps them
-  hashtables: Valkey keeps a hash of up to 512 short fields as a listpack, scanned
-  field by field, and a hold's HINCRBYs on a fragmented map's hundreds of patterns were
-  ~7 % of a seat script's server instructions (callgrind).
+- ``pcount`` (hash pattern -> seats): tells when a bucket appears or empties, and is the
+  source of 余票: every trip's count is a 2-D suffix sum over the seats per free gap,
+  which the reader derives from the patterns (:meth:`SeatEngine.remaining`). It also
+  holds ``HASHTABLE_FIELD`` (below), which keeps it a hashtable: Valkey keeps a hash of
+  up to 512 short fields as a listpack, scanned field by field, and a hold's HINCRBYs on
+  a fragmented map's hundreds of patterns were ~7 % of a seat script's server
+  instructions (callgrind).
 - ``gapidx`` (zset, lex): for each free gap ``(g0, g1)``, the patterns having it, busiest
   first. A trip fits exactly the patterns listed under a gap that contains it, so a hold
   looks at gaps (at most nseg²/2), never at seats or at every pattern.
 - ``gaps`` (string, a byte per gap): 0 if no seat has that gap, else 1 + the busiest
   pattern's sold-segment count: the best-fit ranking of candidate gaps without a call each.
-- ``gapn`` (hash "g0:g1" -> seats): 余票 for every trip is a 2-D suffix sum over it,
-  O(nseg²) whatever the number of seats (:func:`inventory.segments.remaining_all`).
+- No per-gap seat counts are stored: keeping them cost every hold and release 1-3 more
+  writes (~9 % of a seat script's server instructions), while the 余票 reader gets them
+  from ``pcount`` in one read (a pattern's gaps are computed once per process).
 - ``meta`` (hash): nseg, seat count, map fingerprint, run and class.
 Per run: ``pax`` (hash passenger -> live hold id), one ticket per person per run.
 Per shard (shared with slot holds): ``Keys.hold`` records, ``Keys.hold_deadlines``,
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 
 from inventory.keys import Keys
 
-# Written into ``pcount`` and ``gapn`` at publish (seat_load.lua) and rebuild: a value longer
+# Written into ``pcount`` at publish (seat_load.lua) and rebuild: a value longer
 # than hash-max-listpack-value (64 bytes by default) makes Redis store the hash as a
 # hashtable for good (O(1) field lookups). Not a pattern or a gap; readers skip it.
 HASHTABLE_FIELD = "~"
@@ -53,7 +56,6 @@ class SeatUnitKeys:
     bypat: str  # zset (lex): "<pattern>|<tail>": seats grouped by pattern, then ordinal
     pcount: str  # hash: pattern -> seats with it
     gapidx: str  # zset (lex): "<g0><g1>|<popcount>|<pattern>"
-    gapn: str  # hash: "g0:g1" -> seats having that free gap (the 余票 source)
     gaps: str  # string: one byte per gap, 0 = none, else 1 + top popcount among its patterns
     pax: str  # hash (per run, not per class): passenger -> live hold id
     deadlines: str
@@ -61,14 +63,13 @@ class SeatUnitKeys:
 
     @property
     def inventory(self) -> list[str]:
-        """KEYS[1..8] of seat_hold and seat_release (seat_load takes the first seven)."""
+        """KEYS[1..7] of seat_hold and seat_release (seat_load takes the first six)."""
         return [
             self.meta,
             self.seats,
             self.bypat,
             self.pcount,
             self.gapidx,
-            self.gapn,
             self.gaps,
             self.pax,
         ]
@@ -92,7 +93,6 @@ class SeatKeys:
             bypat=f"{unit}:bypat",
             pcount=f"{unit}:pcount",
             gapidx=f"{unit}:gapidx",
-            gapn=f"{unit}:gapn",
             gaps=f"{unit}:gaps",
             pax=f"{base}:pax",
             deadlines=self.keys.hold_deadlines(shard),

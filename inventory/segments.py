@@ -16,6 +16,7 @@ number of seats per gap by a 2-D suffix sum: O(nseg²) however many seats the ru
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -96,14 +97,20 @@ def gap_rank(gap: tuple[int, int], a: int, b: int, top_popcount: int) -> tuple[i
     return (-borders(gap, a, b), -top_popcount, gap[1] - gap[0], gap[0])
 
 
-def gap_field(g0: int, g1: int) -> str:
-    """Field name of a gap in the per-unit gap-count hash."""
-    return f"{g0}:{g1}"
+@functools.lru_cache(maxsize=1 << 16)
+def _gaps_of(pattern: str) -> tuple[tuple[int, int], ...]:
+    # A run's patterns repeat from query to query: each is parsed once per process.
+    return tuple(free_gaps(pattern))
 
 
-def parse_gap_field(field: str) -> tuple[int, int]:
-    g0, _, g1 = field.partition(":")
-    return int(g0), int(g1)
+def seats_per_gap(pattern_counts: Mapping[str, int]) -> dict[tuple[int, int], int]:
+    """Seats per free gap from seats per pattern (a unit's ``pcount``): the input of
+    :func:`remaining_all`."""
+    counts: dict[tuple[int, int], int] = {}
+    for pattern, seats in pattern_counts.items():
+        for gap in _gaps_of(pattern):
+            counts[gap] = counts.get(gap, 0) + seats
+    return counts
 
 
 def gap_counts(patterns: Iterable[str]) -> Counter[tuple[int, int]]:

@@ -321,7 +321,7 @@ class Freeing:
         reply = await engine.guarded(
             self._seat_uncool,
             [
-                *u.inventory[:7],
+                *u.inventory[:6],
                 self.wl.cooling(u.shard),
                 self.wl.pieces(u.shard),
                 self.wl.unit(u.shard, seat_unit(*where)),

@@ -5,13 +5,12 @@ KEYS[2] seats      hash    ordinal -> "<pattern>|<tail>", tail = "<ordinal:05d>|
 KEYS[3] bypat      zset    "<pattern>|<tail>" (score 0, read by lex: by pattern, then ordinal)
 KEYS[4] pcount     hash    pattern -> number of seats with it (patterns present only)
 KEYS[5] gapidx     zset    "<g0><g1>|<popcount>|<pattern>" (two digits each, score 0): patterns by free gap
-KEYS[6] gapn       hash    "<g0>:<g1>" -> number of seats having that free gap (the 余票 source)
-KEYS[7] gaps       string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
-KEYS[8] pax        hash    passenger -> live hold id on this run (one ticket per person per run)
-KEYS[9] hold       hash    the hold; also the idempotency record (its id derives from account and key)
-KEYS[10] deadlines zset    hold id -> deadline ms (the shard's expiry index)
-KEYS[11] outbox    stream  the shard's outbox: gets a `held` event
-KEYS[12] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
+KEYS[6] gaps       string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
+KEYS[7] pax        hash    passenger -> live hold id on this run (one ticket per person per run)
+KEYS[8] hold       hash    the hold; also the idempotency record (its id derives from account and key)
+KEYS[9]  deadlines zset    hold id -> deadline ms (the shard's expiry index)
+KEYS[10] outbox    stream  the shard's outbox: gets a `held` event
+KEYS[11] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] now_ms
 ARGV[2] hold id ("<shard:03d>-<hex>", from the account and the idempotency key)
 ARGV[3] account id
@@ -31,7 +30,7 @@ local OK, REPLAY, NOT_LOADED, BAD_REQUEST, NO_SEAT, PERSON_LIMIT, IDEM_MISMATCH 
 local SAMPLE, MAX_BUCKETS, PATTERNS_PER_GAP = 16, 3, 5
 
 -- After a Redis loss (missing or other epoch marker) sell nothing until a rebuild.
-if ARGV[#ARGV] ~= '' and redis.call('GET', KEYS[12]) ~= ARGV[#ARGV] then
+if ARGV[#ARGV] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[#ARGV] then
   return {-14} -- SALES_CLOSED
 end
 
@@ -64,7 +63,7 @@ if not ok then
 end
 
 -- A retry of the same request finds its hold and gets the first answer again.
-local prior = redis.call('HMGET', KEYS[9], 'fp', 'deadline', 'wish_met', 'seats')
+local prior = redis.call('HMGET', KEYS[8], 'fp', 'deadline', 'wish_met', 'seats')
 if prior[1] then
   if prior[1] ~= ARGV[8] then
     return {IDEM_MISMATCH}
@@ -76,7 +75,7 @@ if prior[1] then
   return out
 end
 
-local owners = redis.call('HMGET', KEYS[8], unpack(pax))
+local owners = redis.call('HMGET', KEYS[7], unpack(pax))
 for i = 1, n do
   if owners[i] then
     return {PERSON_LIMIT, pax[i]}
@@ -89,7 +88,7 @@ end
 -- with t = 2, 1, 0 ends bordering the trip (2: no leftover to fragment); within a tier the
 -- busiest pattern first, then the tightest gap, then the lowest start. Most holds stop in
 -- tier 2 or 1, so tier 0 (the rest of the triangle) is rarely read.
-gaps = redis.call('GET', KEYS[7])
+gaps = redis.call('GET', KEYS[6])
 local cands
 -- Each candidate carries one number that orders it (higher first): busiest pattern, then
 -- tightest gap, then lowest start; nseg <= 99, so the fields do not overlap.
@@ -160,7 +159,7 @@ local function walk(c)
   for _, m in ipairs(redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, per_gap)) do
     local p = string.sub(m, 9)
     local rows = redis.call('ZRANGE', KEYS[3], '[' .. p .. '|', '(' .. p .. '}', 'BYLEX', 'LIMIT', 0, k)
-    local bk = {pattern = p, g0 = c[1], g1 = c[2], tail = {}}
+    local bk = {pattern = p, tail = {}}
     if any_seat then -- one passenger, no wish: the first seat is a perfect group
       if rows[1] then
         bk.tail[1] = string.sub(rows[1], nseg + 2)
@@ -229,10 +228,7 @@ for _, tk in ipairs(take) do
   local bk, ts = tk[1], tk[2]
   local p = bk.pattern
   local q = string.sub(p, 1, a) .. string.rep('1', b - a) .. string.sub(p, b + 1)
-  local born = {}
-  if bk.g0 < a then born = {bk.g0, a} end
-  if b < bk.g1 then born[#born + 1] = b; born[#born + 1] = bk.g1 end
-  shift(p, q, ts, {bk.g0, bk.g1}, born)
+  shift(p, q, ts)
   for _, t in ipairs(ts) do
     taken[#taken + 1] = t
     if not met and string.match(t, '|([^|]*)$') == wish then met = true end
@@ -241,16 +237,16 @@ end
 flush_gaps()
 
 local seats, people, wish_met = table.concat(taken, ';'), table.concat(pax, ','), met and '1' or '0'
-redis.call('HSET', KEYS[9], 'kind', 'seat', 'run', meta[2], 'cls', meta[3], 'acct', account, 'a', ARGV[4],
+redis.call('HSET', KEYS[8], 'kind', 'seat', 'run', meta[2], 'cls', meta[3], 'acct', account, 'a', ARGV[4],
   'b', ARGV[5], 'seats', seats, 'pax', people, 'state', 'held', 'deadline', deadline,
   'change_of', ARGV[9], 'fp', ARGV[8], 'wish_met', wish_met)
-redis.call('ZADD', KEYS[10], deadline, hold_id)
+redis.call('ZADD', KEYS[9], deadline, hold_id)
 local own = {}
 for i, p in ipairs(pax) do
   own[2 * i - 1], own[2 * i] = p, hold_id
 end
-redis.call('HSET', KEYS[8], unpack(own))
-redis.call('XADD', KEYS[11], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('HSET', KEYS[7], unpack(own))
+redis.call('XADD', KEYS[10], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', 'held', 'hold', hold_id, 'kind', 'seat', 'run', meta[2],
   'cls', meta[3], 'acct', account, 'a', ARGV[4], 'b', ARGV[5], 'seats', seats, 'pax', people,
   'deadline', deadline, 'change_of', ARGV[9], 'at', ARGV[1]}, '\31'))

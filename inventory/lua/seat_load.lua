@@ -5,9 +5,8 @@ KEYS[2] seats   hash    ordinal -> "<pattern>|<tail>"
 KEYS[3] bypat   zset    "<pattern>|<tail>" (score 0, read by lex: by pattern, then ordinal)
 KEYS[4] pcount  hash    pattern -> number of seats with it (and field '~', see inventory/seat_keys.py)
 KEYS[5] gapidx  zset    "<g0><g1>|<popcount>|<pattern>" (two digits each, score 0)
-KEYS[6] gapn    hash    "<g0>:<g1>" -> number of seats having that free gap (and field '~')
-KEYS[7] gaps    string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
-KEYS[8] epoch   string  the shard's epoch marker (written by a rebuild from Postgres)
+KEYS[6] gaps    string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
+KEYS[7] epoch   string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] nseg (1..63)
 ARGV[2] fingerprint of the map (same map, same fingerprint)
 ARGV[3] run id
@@ -21,7 +20,7 @@ local OK, REPLAY, BAD_REQUEST, MAP_MISMATCH, SALES_CLOSED = 0, 1, -2, -12, -14
 local CHUNK = 1000 -- unpack() stays far below Lua's C stack limit
 
 local expected = ARGV[#ARGV]
-if expected ~= '' and redis.call('GET', KEYS[8]) ~= expected then
+if expected ~= '' and redis.call('GET', KEYS[7]) ~= expected then
   return {SALES_CLOSED}
 end
 local last = #ARGV - 1 -- the last tail
@@ -53,12 +52,11 @@ for first = 5, last, CHUNK do
 end
 
 -- Every seat is in the one pattern "all free", whose one gap is the whole run.
--- Field '~' keeps pcount and gapn hashtables (O(1) lookups); see inventory/seat_keys.py.
+-- Field '~' keeps pcount a hashtable (O(1) lookups); see inventory/seat_keys.py.
 local HASHTABLE = 'keeps this hash a hashtable, for O(1) field lookups (inventory/seat_keys.py)'
 redis.call('HSET', KEYS[4], empty, nseats, '~', HASHTABLE)
 redis.call('ZADD', KEYS[5], 0, string.format('%02d%02d|00|', 0, nseg) .. empty)
-redis.call('HSET', KEYS[6], '0:' .. nseg, nseats, '~', HASHTABLE)
 local cells = (nseg + 1) * (nseg + 1)
-redis.call('SET', KEYS[7], string.rep('\0', nseg) .. '\1' .. string.rep('\0', cells - nseg - 1))
+redis.call('SET', KEYS[6], string.rep('\0', nseg) .. '\1' .. string.rep('\0', cells - nseg - 1))
 redis.call('HSET', KEYS[1], 'nseg', nseg, 'nseats', nseats, 'fp', fp, 'run', ARGV[3], 'cls', ARGV[4])
 return {OK}

@@ -1,17 +1,16 @@
 --[[
 seat_release: return a hold's segments to inventory, exactly once: cancel (owner), expire (sweeper, past the deadline) or change (改签 commit at the old ticket); abort_change records that a pending change will never commit; release_one (owner) returns one passenger's seat of a confirmed party (a per-ticket refund), the others keep theirs.
-KEYS[1] meta       hash    (as seat_hold: KEYS[1..8] are the run-class inventory and the run's passenger index)
+KEYS[1] meta       hash    (as seat_hold: KEYS[1..7] are the run-class inventory and the run's passenger index)
 KEYS[2] seats      hash
 KEYS[3] bypat      zset
 KEYS[4] pcount     hash
 KEYS[5] gapidx     zset
-KEYS[6] gapn       hash
-KEYS[7] gaps       string
-KEYS[8] pax        hash
-KEYS[9] hold       hash    the hold
-KEYS[10] deadlines zset    the shard's expiry index
-KEYS[11] outbox    stream  gets a `cancelled`, `expired` or `released` (reason changed) event
-KEYS[12] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
+KEYS[6] gaps       string
+KEYS[7] pax        hash
+KEYS[8] hold       hash    the hold
+KEYS[9]  deadlines zset    the shard's expiry index
+KEYS[10] outbox    stream  gets a `cancelled`, `expired` or `released` (reason changed) event
+KEYS[11] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
 ARGV[1] now_ms
 ARGV[2] hold id
 ARGV[3] mode: cancel | expire | change | abort_change | release_one
@@ -27,18 +26,18 @@ local OK, REPLAY, BAD_REQUEST, HOLD_NOT_FOUND, HOLD_NOT_LIVE = 0, 1, -2, -6, -7
 local NOT_DUE, CHANGE_PENDING, CHANGE_ABORTED, CORRUPT = -9, -10, -11, -13
 
 -- After a Redis loss the hold may be an older copy's: change nothing until a rebuild.
-if ARGV[7] ~= '' and redis.call('GET', KEYS[12]) ~= ARGV[7] then
+if ARGV[7] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[7] then
   return {-14} -- SALES_CLOSED
 end
 
 local now, hold_id, mode, account, extra = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[6]
-local h = redis.call('HMGET', KEYS[9], 'acct', 'state', 'a', 'b', 'seats', 'pax', 'deadline',
+local h = redis.call('HMGET', KEYS[8], 'acct', 'state', 'a', 'b', 'seats', 'pax', 'deadline',
   'change_of', 'changed_to', 'run', 'cls', 'gone')
 local gone = h[12] or ''
 local acct, state, change_of = h[1], h[2], h[8]
 if not acct then
   if mode == 'expire' then
-    redis.call('ZREM', KEYS[10], hold_id) -- a deadline left by a hold that is gone
+    redis.call('ZREM', KEYS[9], hold_id) -- a deadline left by a hold that is gone
   end
   return {HOLD_NOT_FOUND}
 end
@@ -50,13 +49,13 @@ end
 -- the old ticket stands (a change that committed is not aborted).
 if mode == 'abort_change' and extra ~= '' then
   if state == 'changed' and h[9] == extra then return {REPLAY, 'changed'} end
-  if redis.call('HEXISTS', KEYS[9], 'abort:' .. extra) == 1 then return {REPLAY, 'aborted'} end
-  redis.call('HSET', KEYS[9], 'abort:' .. extra, ARGV[1])
+  if redis.call('HEXISTS', KEYS[8], 'abort:' .. extra) == 1 then return {REPLAY, 'aborted'} end
+  redis.call('HSET', KEYS[8], 'abort:' .. extra, ARGV[1])
   return {OK, 'aborted'}
 end
 
 -- Decide first; Lua has no rollback.
-local hold_key = KEYS[9]
+local hold_key = KEYS[8]
 -- include: seat_release_decision
 
 -- The keys must be the hold's own unit, and each seat sold on [a, b) exactly as the hold
@@ -90,15 +89,9 @@ end
 
 -- include: seat_map
 
--- Freed [a, b) merges with the free runs on either side into one gap (g0, g1).
+local freed = string.rep('0', b - a)
 for _, p in ipairs(order) do
-  local q = string.sub(p, 1, a) .. string.rep('0', b - a) .. string.sub(p, b + 1)
-  local g0 = string.find(string.sub(p, 1, a), '0*$') - 1
-  local _, g1 = string.find(p, '^0*', b + 1)
-  local gone = {}
-  if g0 < a then gone = {g0, a} end
-  if b < g1 then gone[#gone + 1] = b; gone[#gone + 1] = g1 end
-  shift(p, q, groups[p], gone, {g0, g1})
+  shift(p, string.sub(p, 1, a) .. freed .. string.sub(p, b + 1), groups[p])
 end
 flush_gaps()
 
@@ -108,21 +101,21 @@ for p in string.gmatch(h[6], '[^,]+') do
   place = place + 1
   if frees(place) then pax[#pax + 1] = p end
 end
-redis.call('HDEL', KEYS[8], unpack(pax)) -- a live hold's passengers point to it alone
+redis.call('HDEL', KEYS[7], unpack(pax)) -- a live hold's passengers point to it alone
 if target == 'released_one' then
-  redis.call('HSET', KEYS[9], 'gone', (gone == '' and ',' or gone) .. extra .. ',',
+  redis.call('HSET', KEYS[8], 'gone', (gone == '' and ',' or gone) .. extra .. ',',
     'gone_at:' .. extra, ARGV[1])
   return {OK, target}
 end
-redis.call('ZREM', KEYS[10], hold_id)
+redis.call('ZREM', KEYS[9], hold_id)
 local changed_to = target == 'changed' and extra or ''
-redis.call('HSET', KEYS[9], 'state', target, 'changed_to', changed_to, 'ended', ARGV[1])
-redis.call('XADD', KEYS[11], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
+redis.call('HSET', KEYS[8], 'state', target, 'changed_to', changed_to, 'ended', ARGV[1])
+redis.call('XADD', KEYS[10], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
   'type', target == 'changed' and 'released' or target, 'hold', hold_id,
   'kind', 'seat', 'run', h[10], 'cls', h[11], 'acct', acct, 'a', h[3], 'b', h[4], 'seats', h[5],
   'pax', h[6], 'reason', target, 'changed_to', changed_to, 'at', ARGV[1]}, '\31'))
 -- A changed ticket's record is the commit of its change: kept, so a sweeper can always read it.
 if target ~= 'changed' then
-  redis.call('PEXPIRE', KEYS[9], ARGV[5])
+  redis.call('PEXPIRE', KEYS[8], ARGV[5])
 end
 return {OK, target}

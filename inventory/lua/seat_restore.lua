@@ -5,26 +5,25 @@ KEYS[2] seats   hash    ordinal -> "<pattern>|<tail>"
 KEYS[3] bypat   zset    "<pattern>|<tail>" (score 0)
 KEYS[4] pcount  hash    pattern -> seats with it
 KEYS[5] gapidx  zset    "<g0><g1>|<popcount>|<pattern>" (score 0)
-KEYS[6] gapn    hash    "<g0>:<g1>" -> seats having that free gap
-KEYS[7] gaps    string  one byte per gap: 0 = none, else 1 + top popcount
-KEYS[8] epoch   string  the shard's epoch marker
+KEYS[6] gaps    string  one byte per gap: 0 = none, else 1 + top popcount
+KEYS[7] epoch   string  the shard's epoch marker
 ARGV[1] the marker value the rebuild set (refuses if another rebuild took over)
 ARGV[2] nseg, ARGV[3] map fingerprint, ARGV[4] run id, ARGV[5] seat class
 ARGV[6] the gaps string
-ARGV[7] P, ARGV[8] G, ARGV[9] N: how many pcount pairs, gapidx members, gapn pairs follow
-then P pairs (pattern, seats), G gapidx members, N pairs (gap, seats), then the seat records "<pattern>|<tail>" in ordinal order (the rest)
+ARGV[7] P, ARGV[8] G: how many pcount pairs and gapidx members follow
+then P pairs (pattern, seats), G gapidx members, then the seat records "<pattern>|<tail>" in ordinal order (the rest)
 Returns: {0, seats} restored   {-14} SALES_CLOSED: the marker is not ARGV[1] (nothing written)
 ]]
 
 local CHUNK = 1000 -- unpack() stays far below Lua's C stack limit
-if redis.call('GET', KEYS[8]) ~= ARGV[1] then
+if redis.call('GET', KEYS[7]) ~= ARGV[1] then
   return {-14}
 end
-for i = 1, 7 do
+for i = 1, 6 do
   redis.call('DEL', KEYS[i])
 end
-local p, g, n = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local a = 10
+local p, g = tonumber(ARGV[7]), tonumber(ARGV[8])
+local a = 9
 if p > 0 then redis.call('HSET', KEYS[4], unpack(ARGV, a, a + 2 * p - 1)) end
 a = a + 2 * p
 local members = {}
@@ -34,8 +33,6 @@ for i = a, a + g - 1 do
 end
 if g > 0 then redis.call('ZADD', KEYS[5], unpack(members)) end
 a = a + g
-if n > 0 then redis.call('HSET', KEYS[6], unpack(ARGV, a, a + 2 * n - 1)) end
-a = a + 2 * n
 local nseats = #ARGV - a + 1
 for first = a, #ARGV, CHUNK do
   local upto = math.min(first + CHUNK - 1, #ARGV)
@@ -50,7 +47,7 @@ for first = a, #ARGV, CHUNK do
   redis.call('HSET', KEYS[2], unpack(fields))
   redis.call('ZADD', KEYS[3], unpack(zs))
 end
-redis.call('SET', KEYS[7], ARGV[6])
+redis.call('SET', KEYS[6], ARGV[6])
 redis.call('HSET', KEYS[1], 'nseg', ARGV[2], 'nseats', nseats, 'fp', ARGV[3], 'run', ARGV[4],
   'cls', ARGV[5])
 return {0, nseats}

@@ -1,16 +1,15 @@
 --[[
 seat_uncool: a cooling seat piece (seat_free) goes back on open sale: its segments are freed in the seat patterns exactly as seat_release frees a hold's. Only once its cooling ended, and only if no waitlist order waits on the run and class, unless the caller passes the unit's generation it read before it checked every waiting order (an order filed since changed it).
-KEYS[1] meta       hash    (KEYS[1..7] are the run-class inventory, as seat_hold and seat_release)
+KEYS[1] meta       hash    (KEYS[1..6] are the run-class inventory, as seat_hold and seat_release)
 KEYS[2] seats      hash
 KEYS[3] bypat      zset
 KEYS[4] pcount     hash
 KEYS[5] gapidx     zset
-KEYS[6] gapn       hash
-KEYS[7] gaps       string
-KEYS[8] cooling    zset    the shard's cooling pieces: piece id -> cooling ends (ms)
-KEYS[9] pieces     hash    piece id -> "seat|<run>|<cls>|<a>|<b>|<person>|<freed ms>|<reason>|<epoch marker when freed>|<tail>"
-KEYS[10] waitlist  hash    the unit's waiting orders (one field each) and generation 'gen'
-KEYS[11] epoch     string  the shard's epoch marker
+KEYS[6] gaps       string
+KEYS[7] cooling    zset    the shard's cooling pieces: piece id -> cooling ends (ms)
+KEYS[8] pieces     hash    piece id -> "seat|<run>|<cls>|<a>|<b>|<person>|<freed ms>|<reason>|<epoch marker when freed>|<tail>"
+KEYS[9]  waitlist  hash    the unit's waiting orders (one field each) and generation 'gen'
+KEYS[10] epoch     string  the shard's epoch marker
 ARGV[1] now_ms
 ARGV[2] piece id
 ARGV[3] the unit's generation the caller read before matching, or '' (nobody may wait)
@@ -20,29 +19,29 @@ Returns: {code}  0 = OK (on sale again), 1 = REPLAY (no such piece: transferred 
 
 local OK, REPLAY, BAD_REQUEST, NOT_DUE, CORRUPT, SALES_CLOSED, WAITING = 0, 1, -2, -9, -13, -14, -15
 
-if ARGV[4] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[4] then
+if ARGV[4] ~= '' and redis.call('GET', KEYS[10]) ~= ARGV[4] then
   return {SALES_CLOSED}
 end
-local until_ms = redis.call('ZSCORE', KEYS[8], ARGV[2])
+local until_ms = redis.call('ZSCORE', KEYS[7], ARGV[2])
 if not until_ms then
   return {REPLAY}
 end
-local detail = redis.call('HGET', KEYS[9], ARGV[2])
+local detail = redis.call('HGET', KEYS[8], ARGV[2])
 local run, cls, pa, pb, epoch, tail = string.match(detail or '', '^seat|([^|]*)|([^|]*)|(%d+)|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|(.*)$')
 local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
 if not run or meta[2] ~= run or meta[3] ~= cls then
   return {BAD_REQUEST}
 end
-if epoch ~= (redis.call('GET', KEYS[11]) or '') then
-  redis.call('ZREM', KEYS[8], ARGV[2])
-  redis.call('HDEL', KEYS[9], ARGV[2])
+if epoch ~= (redis.call('GET', KEYS[10]) or '') then
+  redis.call('ZREM', KEYS[7], ARGV[2])
+  redis.call('HDEL', KEYS[8], ARGV[2])
   return {REPLAY}
 end
 if tonumber(ARGV[1]) < tonumber(until_ms) then
   return {NOT_DUE}
 end
-local waiting = redis.call('HLEN', KEYS[10]) - redis.call('HEXISTS', KEYS[10], 'gen')
-if waiting > 0 and (ARGV[3] == '' or redis.call('HGET', KEYS[10], 'gen') ~= ARGV[3]) then
+local waiting = redis.call('HLEN', KEYS[9]) - redis.call('HEXISTS', KEYS[9], 'gen')
+if waiting > 0 and (ARGV[3] == '' or redis.call('HGET', KEYS[9], 'gen') ~= ARGV[3]) then
   return {WAITING}
 end
 local nseg = tonumber(meta[1])
@@ -55,16 +54,9 @@ local p = string.sub(r, 1, nseg)
 
 -- include: seat_map
 
--- Freed [a, b) merges with the free runs on either side into one gap (g0, g1), as in
--- seat_release.
-local q = string.sub(p, 1, a) .. string.rep('0', b - a) .. string.sub(p, b + 1)
-local g0 = string.find(string.sub(p, 1, a), '0*$') - 1
-local _, g1 = string.find(p, '^0*', b + 1)
-local lost = {}
-if g0 < a then lost = {g0, a} end
-if b < g1 then lost[#lost + 1] = b; lost[#lost + 1] = g1 end
-shift(p, q, {tail}, lost, {g0, g1})
+-- Freed [a, b) goes back to the pattern, as in seat_release.
+shift(p, string.sub(p, 1, a) .. string.rep('0', b - a) .. string.sub(p, b + 1), {tail})
 flush_gaps()
-redis.call('ZREM', KEYS[8], ARGV[2])
-redis.call('HDEL', KEYS[9], ARGV[2])
+redis.call('ZREM', KEYS[7], ARGV[2])
+redis.call('HDEL', KEYS[8], ARGV[2])
 return {OK}

@@ -1,4 +1,4 @@
-"""pcount and gapn stay hashtables (O(1) lookups), from publish and after a rebuild."""
+"""pcount stays a hashtable (O(1) lookups), from publish and after a rebuild."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_the_lua_literal_is_the_python_constant() -> None:
     assert f"'{HASHTABLE_VALUE}'" in script_source("seat_load")
 
 
-async def test_published_and_rebuilt_maps_keep_pcount_and_gapn_hashtables(
+async def test_published_and_rebuilt_maps_keep_pcount_a_hashtable(
     redis_url: str,
 ) -> None:
     client = Redis.from_url(redis_url, decode_responses=True)
@@ -26,21 +26,19 @@ async def test_published_and_rebuilt_maps_keep_pcount_and_gapn_hashtables(
     try:
         await engine.publish("G9", "second", 4, seats)
         held = await engine.hold("acct", "G9", "second", 1, 3, ["p1"], idempotency_key="k")
-        for key in (u.pcount, u.gapn):
-            assert await client.object("encoding", key) == "hashtable"
-            assert await client.hget(key, HASHTABLE_FIELD) == HASHTABLE_VALUE
+        assert await client.object("encoding", u.pcount) == "hashtable"
+        assert await client.hget(u.pcount, HASHTABLE_FIELD) == HASHTABLE_VALUE
         # Readers see counts only.
         assert (await engine.remaining("G9", "second"))[(1, 3)] == len(seats) - 1
         assert await engine.audit("G9", "second") == []
 
         seat_map = await client.hgetall(u.seats)  # ordinal -> "<pattern>|<tail>"
         records = [str(seat_map[ordinal]) for ordinal in sorted(seat_map)]
-        await client.delete(u.pcount, u.gapn)
+        await client.delete(u.pcount)
         # A rebuild writes under its own marker (no guard here: the engine has none).
         await client.set(engine.keys.keys.epoch(u.shard), "rebuild-1")
         await engine.restore_unit("G9", "second", 4, records, marker="rebuild-1")
-        for key in (u.pcount, u.gapn):
-            assert await client.object("encoding", key) == "hashtable"
+        assert await client.object("encoding", u.pcount) == "hashtable"
         assert await engine.audit("G9", "second") == []
         await engine.cancel("acct", held.hold_id, where=("G9", "second"))
         assert (await engine.remaining("G9", "second"))[(1, 3)] == len(seats)

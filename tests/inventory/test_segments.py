@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,15 +16,14 @@ from inventory.segments import (
     empty_pattern,
     free_gaps,
     gap_counts,
-    gap_field,
     gap_rank,
     is_free,
     occupy,
-    parse_gap_field,
     popcount,
     release,
     remaining_all,
     remaining_brute,
+    seats_per_gap,
 )
 
 patterns = st.integers(1, 12).flatmap(
@@ -85,8 +86,11 @@ def test_check_trip() -> None:
         check_trip(64, 0, 1)
 
 
-def test_gap_field_round_trip() -> None:
-    assert parse_gap_field(gap_field(3, 17)) == (3, 17)
+@given(st.lists(patterns, max_size=40))
+def test_seats_per_gap_from_pattern_counts_equals_seat_by_seat(seats: list[str]) -> None:
+    # What SeatEngine.remaining reads (seats per pattern) gives the same gap counts as
+    # counting every seat's gaps one by one.
+    assert seats_per_gap(Counter(seats)) == dict(gap_counts(seats))
 
 
 @given(patterns, st.data())

@@ -4,9 +4,9 @@ the seat map kept up to date (inventory/seat_keys.py). Included where a script s
 `-- include: seat_map` (inventory/scripts.py pastes it there), in seat_hold, seat_release
 and seat_uncool, so all three change seats the same way.
 Expects: local `nseg` (the run's segment count) and the unit's keys as seat_hold takes them:
-KEYS[2] seats, KEYS[3] bypat, KEYS[4] pcount, KEYS[5] gapidx, KEYS[6] gapn, KEYS[7] gaps.
+KEYS[2] seats, KEYS[3] bypat, KEYS[4] pcount, KEYS[5] gapidx, KEYS[6] gaps.
 Defines: W, gaps, dirty, cell, top, gap_member, gap_range, popcount, free_gaps,
-index_pattern, unindex_pattern, shift(p, q, tails, gone, born), flush_gaps().
+index_pattern, unindex_pattern, shift(p, q, tails), flush_gaps().
 Writes happen in shift and flush_gaps only; call flush_gaps once, after the last shift.
 ]]
 local W = nseg + 1
@@ -16,7 +16,7 @@ local dirty = {} -- gap cell -> new byte, written once at the end
 local function cell(g0, g1) return g0 * W + g1 + 1 end
 local function top(c)
   if dirty[c] then return dirty[c] end
-  gaps = gaps or redis.call('GET', KEYS[7])
+  gaps = gaps or redis.call('GET', KEYS[6])
   return string.byte(gaps, c)
 end
 local function gap_member(g0, g1, pop, p) return string.format('%02d%02d|%02d|', g0, g1, pop) .. p end
@@ -67,9 +67,9 @@ local function unindex_pattern(p)
   end
 end
 
--- Move seats (by tail) from pattern p to q; `gone` and `born` are the free gaps (flat
--- g0, g1 pairs) the move takes from and gives to these seats, for the 余票 counts.
-local function shift(p, q, tails, gone, born)
+-- Move seats (by tail) from pattern p to q. The 余票 counts need no write here: they are
+-- read from pcount (inventory/seat_engine.py, remaining).
+local function shift(p, q, tails)
   local k, old, new, rec = #tails, {}, {}, {}
   for i, t in ipairs(tails) do
     local member = q .. '|' .. t
@@ -85,17 +85,10 @@ local function shift(p, q, tails, gone, born)
     unindex_pattern(p)
   end
   if redis.call('HINCRBY', KEYS[4], q, k) == k then index_pattern(q) end
-  for i = 1, #gone, 2 do
-    local f = gone[i] .. ':' .. gone[i + 1]
-    if redis.call('HINCRBY', KEYS[6], f, -k) == 0 then redis.call('HDEL', KEYS[6], f) end
-  end
-  for i = 1, #born, 2 do
-    redis.call('HINCRBY', KEYS[6], born[i] .. ':' .. born[i + 1], k)
-  end
 end
 
 local function flush_gaps()
   for c, v in pairs(dirty) do
-    redis.call('SETRANGE', KEYS[7], c - 1, string.char(v))
+    redis.call('SETRANGE', KEYS[6], c - 1, string.char(v))
   end
 end
