@@ -62,8 +62,7 @@ from inventory.segments import (
     check_trip,
     free_gaps,
     popcount,
-    remaining_all,
-    seats_per_gap,
+    remaining_from_patterns,
 )
 
 if TYPE_CHECKING:
@@ -89,8 +88,13 @@ def wall_clock_ms() -> int:
 
 
 def _counts(raw: dict[Any, Any]) -> dict[str, int]:
-    """A pcount hash as read: its counts, without the hashtable field."""
-    return {k: int(v) for f, v in raw.items() if (k := as_text(f)) != HASHTABLE_FIELD}
+    """A pcount hash as read: its counts, without the hashtable field. (Read by every
+    uncached 余票 query: fields are decoded only when the client hands over bytes.)"""
+    return {
+        k: int(v)
+        for f, v in raw.items()
+        if (k := f if type(f) is str else as_text(f)) != HASHTABLE_FIELD
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,7 +561,7 @@ class SeatEngine:
             nseg = self._nseg[(run_id, seat_class)] = int(raw_nseg)
         else:
             counts = await self.client.hgetall(u.pcount)
-        return remaining_all(nseg, seats_per_gap(_counts(counts)))
+        return remaining_from_patterns(nseg, _counts(counts))
 
     async def get_hold(self, hold_id: str) -> HoldInfo | None:
         return self._hold_info(hold_id, await self._hold_record(hold_id))

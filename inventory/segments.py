@@ -97,22 +97,6 @@ def gap_rank(gap: tuple[int, int], a: int, b: int, top_popcount: int) -> tuple[i
     return (-borders(gap, a, b), -top_popcount, gap[1] - gap[0], gap[0])
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _gaps_of(pattern: str) -> tuple[tuple[int, int], ...]:
-    # A run's patterns repeat from query to query: each is parsed once per process.
-    return tuple(free_gaps(pattern))
-
-
-def seats_per_gap(pattern_counts: Mapping[str, int]) -> dict[tuple[int, int], int]:
-    """Seats per free gap from seats per pattern (a unit's ``pcount``): the input of
-    :func:`remaining_all`."""
-    counts: dict[tuple[int, int], int] = {}
-    for pattern, seats in pattern_counts.items():
-        for gap in _gaps_of(pattern):
-            counts[gap] = counts.get(gap, 0) + seats
-    return counts
-
-
 def gap_counts(patterns: Iterable[str]) -> Counter[tuple[int, int]]:
     """Seats per free gap, for a collection of seat patterns."""
     counts: Counter[tuple[int, int]] = Counter()
@@ -147,12 +131,38 @@ def remaining_all(nseg: int, counts: Mapping[tuple[int, int], int]) -> Remaining
     along ``g1`` plus the row above: O(nseg²).
     """
     width = nseg + 1
-    grid = [[0] * width for _ in range(width)]
+    cells = [0] * (width * width)
     for (g0, g1), count in counts.items():
-        grid[g0][g1] += count
+        cells[g0 * width + g1] += count
+    return _suffix_sums(nseg, cells)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _gap_cells(pattern: str) -> tuple[int, ...]:
+    # A run's patterns repeat from query to query: each is parsed once per process.
+    width = len(pattern) + 1
+    return tuple(g0 * width + g1 for g0, g1 in free_gaps(pattern))
+
+
+def remaining_from_patterns(nseg: int, pattern_counts: Mapping[str, int]) -> Remaining:
+    """余票 for every trip from the seats per occupancy pattern (a unit's ``pcount``, the
+    allocator's buckets): each pattern's seats count once under each of its free gaps,
+    then as :func:`remaining_all`. Every pattern must be ``nseg`` long."""
+    width = nseg + 1
+    cells = [0] * (width * width)
+    for pattern, seats in pattern_counts.items():
+        for cell in _gap_cells(pattern):
+            cells[cell] += seats
+    return _suffix_sums(nseg, cells)
+
+
+def _suffix_sums(nseg: int, cells: list[int]) -> Remaining:
+    # cells[g0 * (nseg + 1) + g1]: seats whose free gap is [g0, g1).
+    width = nseg + 1
     rows: list[tuple[int, ...]] = []
     above: tuple[int, ...] = (0,) * width
-    for line in grid:
+    for g0 in range(width):
+        line = cells[g0 * width : (g0 + 1) * width]
         from_b = list(accumulate(reversed(line)))[::-1]  # sum over g1 >= b of this row
         above = tuple(map(add, from_b, above))
         rows.append(above)

@@ -23,7 +23,7 @@ from inventory.segments import (
     release,
     remaining_all,
     remaining_brute,
-    seats_per_gap,
+    remaining_from_patterns,
 )
 
 patterns = st.integers(1, 12).flatmap(
@@ -86,13 +86,6 @@ def test_check_trip() -> None:
         check_trip(64, 0, 1)
 
 
-@given(st.lists(patterns, max_size=40))
-def test_seats_per_gap_from_pattern_counts_equals_seat_by_seat(seats: list[str]) -> None:
-    # What SeatEngine.remaining reads (seats per pattern) gives the same gap counts as
-    # counting every seat's gaps one by one.
-    assert seats_per_gap(Counter(seats)) == dict(gap_counts(seats))
-
-
 @given(patterns, st.data())
 def test_containing_gap_agrees_with_is_free(pattern: str, data: st.DataObject) -> None:
     n = len(pattern)
@@ -126,6 +119,8 @@ def test_remaining_from_gap_counts_equals_seat_by_seat(case: tuple[int, list[str
     assert table.pairs() == {
         (a, b): remaining_brute(seats, a, b) for a in range(nseg) for b in range(a + 1, nseg + 1)
     }
+    # What SeatEngine.remaining reads: seats per pattern, not per seat.
+    assert remaining_from_patterns(nseg, Counter(seats)) == table
 
 
 def test_remaining_of_an_empty_and_of_a_full_run() -> None:
