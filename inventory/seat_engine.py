@@ -336,6 +336,8 @@ class SeatEngine:
                 deadline,
                 hold_fingerprint(run_id, seat_class, a, b, passengers, wish, change_of),
                 change_of,
+                run_id,
+                seat_class,
                 *passengers,
             ],
             u.shard,
@@ -719,7 +721,7 @@ class SeatEngine:
         reply = await self.guarded(
             self._release,
             [*u.inventory, hold_key, u.deadlines, u.outbox],
-            [self._now(now_ms), hold_id, mode, account_id, self.keep_ms, extra],
+            [self._now(now_ms), hold_id, mode, account_id, self.keep_ms, extra, *where],
             u.shard,
         )
         return self._outcome(hold_id, reply)

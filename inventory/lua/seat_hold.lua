@@ -1,6 +1,6 @@
 --[[
 seat_hold: hold seats for 1-5 passengers on segments [a, b) of one (run, class), all or nothing, best fit, adjacent when possible.
-KEYS[1] meta       hash    nseg, nseats, fp, run, cls (seat_load)
+KEYS[1] meta       hash    nseg, nseats, fp, run, cls (seat_load); not read: gaps gives nseg, ARGV the unit
 KEYS[2] seats      hash    ordinal -> "<pattern>|<tail>", tail = "<ordinal:05d>|<coach>|<row>|<letter>|<kind>"
 KEYS[3] bypat      zset    "<pattern>|<tail>" (score 0, read by lex: by pattern, then ordinal)
 KEYS[4] pcount     hash    pattern -> number of seats with it (patterns present only)
@@ -20,7 +20,8 @@ ARGV[6] wish: "" or a position kind (window, aisle, middle, upper, lower)
 ARGV[7] deadline_ms: the payment deadline, > now_ms
 ARGV[8] request fingerprint: the same idempotency key with another request is refused
 ARGV[9] change_of: the ticket this hold replaces (改签), or ""
-ARGV[10..#ARGV-1] passenger ids, 1 to 5, distinct, one seat each in this order
+ARGV[10] run id, ARGV[11] seat class: the unit the keys name (recorded in the hold and its event)
+ARGV[12..#ARGV-1] passenger ids, 1 to 5, distinct, one seat each in this order
 ARGV[#ARGV] the epoch the caller expects in the marker ("" = unguarded: tests and tools only); SALES_CLOSED (-14) if it differs, checked first, even before a replay
 Returns: {code, hold id, deadline_ms, wish_met (1/0), tail...}  code 0 = OK, 1 = REPLAY (idempotent retry: the first answer), negative = refusal (see inventory/seat_codes.py), PERSON_LIMIT adds the passenger
 ]]
@@ -34,15 +35,17 @@ if ARGV[#ARGV] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[#ARGV] then
   return {-14} -- SALES_CLOSED
 end
 
-local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
-if not meta[1] then
+-- The gap cells are (nseg + 1)² bytes: they tell whether the map is loaded and its nseg,
+-- so meta is not read.
+local cells = redis.call('GET', KEYS[6])
+if not cells then
   return {NOT_LOADED}
 end
-local nseg = tonumber(meta[1])
+local nseg = math.sqrt(#cells) - 1
 local now, hold_id, account = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local a, b, wish, deadline = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local pax = {}
-for i = 10, #ARGV - 1 do
+for i = 12, #ARGV - 1 do
   pax[#pax + 1] = ARGV[i]
 end
 local n = #pax
@@ -88,7 +91,7 @@ end
 -- with t = 2, 1, 0 ends bordering the trip (2: no leftover to fragment); within a tier the
 -- busiest pattern first, then the tightest gap, then the lowest start. Most holds stop in
 -- tier 2 or 1, so tier 0 (the rest of the triangle) is rarely read.
-gaps = redis.call('GET', KEYS[6])
+gaps = cells
 local cands
 -- Each candidate carries one number that orders it (higher first): busiest pattern, then
 -- tightest gap, then lowest start; nseg <= 99, so the fields do not overlap.
@@ -237,7 +240,7 @@ end
 flush_gaps()
 
 local seats, people, wish_met = table.concat(taken, ';'), table.concat(pax, ','), met and '1' or '0'
-redis.call('HSET', KEYS[8], 'kind', 'seat', 'run', meta[2], 'cls', meta[3], 'acct', account, 'a', ARGV[4],
+redis.call('HSET', KEYS[8], 'kind', 'seat', 'run', ARGV[10], 'cls', ARGV[11], 'acct', account, 'a', ARGV[4],
   'b', ARGV[5], 'seats', seats, 'pax', people, 'state', 'held', 'deadline', deadline,
   'change_of', ARGV[9], 'fp', ARGV[8], 'wish_met', wish_met)
 redis.call('ZADD', KEYS[9], deadline, hold_id)
@@ -247,8 +250,8 @@ for i, p in ipairs(pax) do
 end
 redis.call('HSET', KEYS[7], unpack(own))
 redis.call('XADD', KEYS[10], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
-  'type', 'held', 'hold', hold_id, 'kind', 'seat', 'run', meta[2],
-  'cls', meta[3], 'acct', account, 'a', ARGV[4], 'b', ARGV[5], 'seats', seats, 'pax', people,
+  'type', 'held', 'hold', hold_id, 'kind', 'seat', 'run', ARGV[10],
+  'cls', ARGV[11], 'acct', account, 'a', ARGV[4], 'b', ARGV[5], 'seats', seats, 'pax', people,
   'deadline', deadline, 'change_of', ARGV[9], 'at', ARGV[1]}, '\31'))
 
 local out = {OK, hold_id, deadline, wish_met}

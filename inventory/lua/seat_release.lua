@@ -17,7 +17,8 @@ ARGV[3] mode: cancel | expire | change | abort_change | release_one
 ARGV[4] account: the owner, checked by cancel, change and release_one; "" for expire and abort_change (the sweeper)
 ARGV[5] keep_ms: lifetime of a cancelled or expired hold's record
 ARGV[6] cancel, expire: "1" once the hold's pending change was aborted at its old ticket, else ""; change, abort_change: the new hold id; release_one: the passenger's place in the hold (1..5)
-ARGV[7] the epoch the caller expects in the marker ("" = unguarded: tests and tools only); SALES_CLOSED (-14) if it differs, checked first
+ARGV[7] run id, ARGV[8] seat class: the unit the keys name, which must be the hold's (BAD_REQUEST otherwise)
+ARGV[9] the epoch the caller expects in the marker ("" = unguarded: tests and tools only); SALES_CLOSED (-14) if it differs, checked first
 Returns: {code, state}  code 0 = OK (the new state; release_one: 'released_one'), 1 = REPLAY (nothing to do: the state is final already, or the change decision stands, or that passenger's seat is back already), negative = refusal (see inventory/seat_codes.py)
 A released passenger's place is kept in the hold's field `gone` (",2,"), and when in `gone_at:<place>`: the hold's seats and pax lists keep every place (ticket n stays the n-th passenger), and every later release skips the places gone. release_one appends no outbox event: its caller records the ticket (refunded) in Postgres before answering; a retry is a REPLAY. It never releases a party's last live seat (BAD_REQUEST: cancel the hold instead).
 ]]
@@ -26,7 +27,7 @@ local OK, REPLAY, BAD_REQUEST, HOLD_NOT_FOUND, HOLD_NOT_LIVE = 0, 1, -2, -6, -7
 local NOT_DUE, CHANGE_PENDING, CHANGE_ABORTED, CORRUPT = -9, -10, -11, -13
 
 -- After a Redis loss the hold may be an older copy's: change nothing until a rebuild.
-if ARGV[7] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[7] then
+if ARGV[9] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[9] then
   return {-14} -- SALES_CLOSED
 end
 
@@ -58,13 +59,11 @@ end
 local hold_key = KEYS[8]
 -- include: seat_release_decision
 
--- The keys must be the hold's own unit, and each seat sold on [a, b) exactly as the hold
--- says; otherwise nothing is written.
-local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
-if meta[2] ~= h[10] or meta[3] ~= h[11] then
+-- The keys must be the hold's own unit (the caller names them from ARGV's unit), and
+-- each seat sold on [a, b) exactly as the hold says; otherwise nothing is written.
+if ARGV[7] ~= h[10] or ARGV[8] ~= h[11] then
   return {BAD_REQUEST}
 end
-local nseg = tonumber(meta[1])
 local a, b = tonumber(h[3]), tonumber(h[4])
 local tails, ords, place = {}, {}, 0
 for t in string.gmatch(h[5], '[^;]+') do
@@ -74,6 +73,8 @@ for t in string.gmatch(h[5], '[^;]+') do
   end
 end
 local records = redis.call('HMGET', KEYS[2], unpack(ords))
+-- A record is "<pattern>|<tail>": its pattern's length is the run's nseg (meta not read).
+local nseg = records[1] and string.find(records[1], '|', 1, true) - 1
 local groups, order = {}, {}
 for i, r in ipairs(records) do
   if not r or string.sub(r, nseg + 2) ~= tails[i] or string.find(string.sub(r, a + 1, b), '0', 1, true) then
