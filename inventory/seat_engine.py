@@ -242,6 +242,10 @@ class SeatEngine:
         Unguarded (tests, tools, benches) it is the bare call: no coroutine frame of its own.
         It appends to ``keys`` and ``args``: callers pass fresh lists."""
         keys.append(self.keys.keys.epoch(shard))
+        return self._call(script, keys, args)
+
+    def _call(self, script: Any, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        # As guarded, for keys that end with the epoch marker already (the unit's own).
         if self.guard is None:
             args.append("")
             return self.calls.call(script, keys, args)
@@ -282,7 +286,7 @@ class SeatEngine:
         u = self.unit(run_id, seat_class)
         reply = await self.guarded(
             self._load,
-            u.inventory[:6],
+            list(u.inventory[:6]),
             [nseg, map_fingerprint(nseg, seat_class, tails), run_id, seat_class, *tails],
             u.shard,
         )
@@ -323,9 +327,10 @@ class SeatEngine:
             raise error_for(SeatCode.BAD_REQUEST, reason=str(exc)) from None
         hold_id = self.keys.hold_id(run_id, account_id, idempotency_key)
         u = self.unit(run_id, seat_class)
-        reply = await self.guarded(
+        hold_key = self.keys.keys.hold(u.shard, hold_id)
+        reply = await self._call(
             self._hold,
-            [*u.inventory, self.keys.keys.hold(u.shard, hold_id), u.deadlines, u.outbox],
+            [*u.inventory, hold_key, u.deadlines, u.outbox, u.epoch],
             [
                 now,
                 hold_id,
@@ -340,7 +345,6 @@ class SeatEngine:
                 seat_class,
                 *passengers,
             ],
-            u.shard,
         )
         code = int(reply[0])
         if code < 0:
@@ -646,9 +650,7 @@ class SeatEngine:
         args += [HASHTABLE_FIELD, HASHTABLE_VALUE]
         args += sorted(state.gapidx)
         args += list(records)
-        reply = await self.calls.call(
-            self._restore, [*u.inventory[:6], self.keys.keys.epoch(u.shard)], args
-        )
+        reply = await self.calls.call(self._restore, [*u.inventory[:6], u.epoch], args)
         if int(reply[0]) < 0:
             raise _refusal(reply)
         self._nseg.pop((run_id, seat_class), None)
@@ -718,10 +720,9 @@ class SeatEngine:
                 where=where,
             )
         u = self.unit(*where)
-        reply = await self.guarded(
+        reply = await self._call(
             self._release,
-            [*u.inventory, hold_key, u.deadlines, u.outbox],
+            [*u.inventory, hold_key, u.deadlines, u.outbox, u.epoch],
             [self._now(now_ms), hold_id, mode, account_id, self.keep_ms, extra, *where],
-            u.shard,
         )
         return self._outcome(hold_id, reply)

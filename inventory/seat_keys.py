@@ -60,19 +60,10 @@ class SeatUnitKeys:
     pax: str  # hash (per run, not per class): passenger -> live hold id
     deadlines: str
     outbox: str
-
-    @property
-    def inventory(self) -> list[str]:
-        """KEYS[1..7] of seat_hold and seat_release (seat_load takes the first six)."""
-        return [
-            self.meta,
-            self.seats,
-            self.bypat,
-            self.pcount,
-            self.gapidx,
-            self.gaps,
-            self.pax,
-        ]
+    epoch: str  # the shard's epoch marker, the last key of every guarded script
+    # KEYS[1..7] of seat_hold and seat_release (seat_load takes the first six), made once
+    # per unit: they are on every hold's and release's path.
+    inventory: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +77,22 @@ class SeatKeys:
         shard = self.run_shard(run_id)
         base = f"{self.keys.tag(shard)}:seat:{run_id}"
         unit = f"{base}:{seat_class}"
+        meta, seats, bypat = f"{unit}:meta", f"{unit}:seats", f"{unit}:bypat"
+        pcount, gapidx, gaps = f"{unit}:pcount", f"{unit}:gapidx", f"{unit}:gaps"
+        pax = f"{base}:pax"
         return SeatUnitKeys(
             shard=shard,
-            meta=f"{unit}:meta",
-            seats=f"{unit}:seats",
-            bypat=f"{unit}:bypat",
-            pcount=f"{unit}:pcount",
-            gapidx=f"{unit}:gapidx",
-            gaps=f"{unit}:gaps",
-            pax=f"{base}:pax",
+            meta=meta,
+            seats=seats,
+            bypat=bypat,
+            pcount=pcount,
+            gapidx=gapidx,
+            gaps=gaps,
+            pax=pax,
             deadlines=self.keys.hold_deadlines(shard),
             outbox=self.keys.outbox(shard),
+            epoch=self.keys.epoch(shard),
+            inventory=(meta, seats, bypat, pcount, gapidx, gaps, pax),
         )
 
     def hold_id(self, run_id: str, account_id: str, idempotency_key: str) -> str:
