@@ -21,17 +21,33 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 import reservation
 from reservation.runtime import procutil
 from reservation.runtime.embedded import (
+    VALKEY_GLIBC_TUNABLES,
     EmbeddedServers,
     PostgresServer,
     RedisCluster,
     RedisServer,
     ServerStartError,
+    valkey_env,
 )
 from reservation.runtime.pginstall import find_install
 from reservation.runtime.ports import CLUSTER_BUS_OFFSET, free_port, port_is_free
 from reservation.settings import Settings
 
 AS_ROOT = os.geteuid() == 0
+
+
+def test_valkey_runs_with_the_malloc_tuning_unless_the_operator_set_their_own(
+    tmp_path: Path,
+) -> None:
+    server = RedisServer(tmp_path, appendonly=False)
+    with server:
+        server.start()
+        assert server.pid is not None
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        assert f"GLIBC_TUNABLES={VALKEY_GLIBC_TUNABLES}".encode() in environ
+    assert valkey_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}) == {
+        "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"
+    }
 
 
 async def _fetch_one(url: str, sql: str) -> object:
