@@ -193,8 +193,10 @@ def run_bench(what: str, settings: Settings, *, seconds: float, concurrency: int
             assert ready.redis_url is not None
             from inventory.bench_seats import bench_seats
 
+            # --seconds is each phase's total: 9 interleaved rounds share it (a ratio is
+            # the median of the rounds' own ratios; see inventory.bench_seats).
             figures = uvloop.run(
-                bench_seats(ready.redis_url, seconds=seconds, concurrency=concurrency)
+                bench_seats(ready.redis_url, seconds=seconds / 9, concurrency=concurrency, rounds=9)
             )
             for name, value in figures.items():
                 if name not in ("flat_ratio", "lua_ratio"):
