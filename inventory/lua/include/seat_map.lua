@@ -5,63 +5,53 @@ the seat map kept up to date (inventory/seat_keys.py). Included where a script s
 and seat_uncool, so all three change seats the same way.
 Expects: local `nseg` (the run's segment count) and the unit's keys as seat_hold takes them:
 KEYS[2] seats, KEYS[3] bypat, KEYS[4] pcount, KEYS[5] gapidx, KEYS[6] gaps.
-Defines: W, gaps, dirty, cell, top, gap_member, gap_range, popcount, free_gaps,
-index_pattern, unindex_pattern, shift(p, q, tails), flush_gaps().
+Defines: W, gaps, dirty, top, gap_range, reindex, shift(p, q, tails), flush_gaps().
 Writes happen in shift and flush_gaps only; call flush_gaps once, after the last shift.
 ]]
 local W = nseg + 1
 local gaps -- the gap cells, read on first use
 local dirty = {} -- gap cell -> new byte, written once at the end
 
-local function cell(g0, g1) return g0 * W + g1 + 1 end
 local function top(c)
   if dirty[c] then return dirty[c] end
   gaps = gaps or redis.call('GET', KEYS[6])
   return string.byte(gaps, c)
 end
-local function gap_member(g0, g1, pop, p) return string.format('%02d%02d|%02d|', g0, g1, pop) .. p end
 local function gap_range(g0, g1) -- ZRANGE ... BYLEX REV bounds of one gap's patterns
   local prefix = string.format('%02d%02d', g0, g1)
   return '(' .. prefix .. '}', '[' .. prefix .. '|'
 end
-local function popcount(p) return select(2, string.gsub(p, '1', '')) end
 
--- The maximal free runs of a pattern, flat: g0, g1, g0, g1, ...
-local function free_gaps(p)
-  local out, init = {}, 1
-  while true do
+-- A pattern got its first seats (adding) or lost its last: index or unindex it under each
+-- of its free gaps, and keep each gap's top byte (where it was the top, the next best takes
+-- over). One function, its helpers inline: every function a script defines is a new
+-- closure on every call, and most shifts neither create nor empty a bucket.
+local function reindex(p, adding)
+  local pop = select(2, string.gsub(p, '1', ''))
+  local members, cells, init = {}, {}, 1
+  while true do -- the maximal free runs [g0, g1) of p
     local s, e = string.find(p, '0+', init)
-    if not s then return out end
-    out[#out + 1] = s - 1
-    out[#out + 1] = e
+    if not s then break end
+    members[#members + 1] = string.format('%02d%02d|%02d|', s - 1, e, pop) .. p
+    cells[#cells + 1] = (s - 1) * W + e + 1
     init = e + 1
   end
-end
-
--- A pattern got its first seats: index it under each of its gaps.
-local function index_pattern(p)
-  local pop, g, args = popcount(p), free_gaps(p), {}
-  for i = 1, #g, 2 do
-    args[i], args[i + 1] = '0', gap_member(g[i], g[i + 1], pop, p)
-    local c = cell(g[i], g[i + 1])
-    if top(c) < pop + 1 then dirty[c] = pop + 1 end
+  if #members == 0 then return end
+  if adding then
+    local args = {}
+    for i, m in ipairs(members) do
+      args[2 * i - 1], args[2 * i] = '0', m
+      if top(cells[i]) < pop + 1 then dirty[cells[i]] = pop + 1 end
+    end
+    redis.call('ZADD', KEYS[5], unpack(args))
+    return
   end
-  if #args > 0 then redis.call('ZADD', KEYS[5], unpack(args)) end
-end
-
--- A pattern lost its last seat: unindex it; where it was the top, the next best takes over.
-local function unindex_pattern(p)
-  local pop, g, args = popcount(p), free_gaps(p), {}
-  for i = 1, #g, 2 do
-    args[#args + 1] = gap_member(g[i], g[i + 1], pop, p)
-  end
-  if #args == 0 then return end
-  redis.call('ZREM', KEYS[5], unpack(args))
-  for i = 1, #g, 2 do
-    local c = cell(g[i], g[i + 1])
+  redis.call('ZREM', KEYS[5], unpack(members))
+  for i, c in ipairs(cells) do
     if top(c) == pop + 1 then
-      local hi, lo = gap_range(g[i], g[i + 1])
-      local best = redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+      local prefix = string.sub(members[i], 1, 4)
+      local best = redis.call('ZRANGE', KEYS[5], '(' .. prefix .. '}', '[' .. prefix .. '|',
+        'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
       dirty[c] = best and tonumber(string.sub(best, 6, 7)) + 1 or 0
     end
   end
@@ -82,9 +72,9 @@ local function shift(p, q, tails)
   redis.call('HSET', KEYS[2], unpack(rec))
   if redis.call('HINCRBY', KEYS[4], p, -k) == 0 then
     redis.call('HDEL', KEYS[4], p)
-    unindex_pattern(p)
+    reindex(p, false)
   end
-  if redis.call('HINCRBY', KEYS[4], q, k) == k then index_pattern(q) end
+  if redis.call('HINCRBY', KEYS[4], q, k) == k then reindex(q, true) end
 end
 
 local function flush_gaps()
