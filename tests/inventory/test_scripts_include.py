@@ -15,7 +15,7 @@ def test_every_include_is_pasted_and_none_is_left_as_a_directive() -> None:
 def test_the_seat_map_include_defines_what_its_header_promises() -> None:
     code = include_source("seat_map")
     assert not code.startswith("--[[")  # the fragment's header stays out of the scripts
-    for function in ("shift", "flush_gaps", "index_pattern", "unindex_pattern", "top"):
+    for function in ("shift", "flush_gaps", "reindex", "gap_range", "top"):
         assert f"local function {function}(" in code
 
 
