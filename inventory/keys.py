@@ -7,6 +7,7 @@ Redis Cluster. Lua scripts never build keys themselves: they receive them in ``K
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -16,13 +17,19 @@ def shard_of(unit: str, shard_count: int) -> int:
     return zlib.crc32(unit.encode()) % shard_count
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _tag(prefix: str, shard: int) -> str:
+    # Every key of a request starts with it: formatted once per shard, not per key.
+    return f"{prefix}:{{s{shard:03d}}}"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "fs"
     shard_count: int = 256
 
     def tag(self, shard: int) -> str:
-        return f"{self.prefix}:{{s{shard:03d}}}"
+        return _tag(self.prefix, shard)
 
     def shard(self, unit: str) -> int:
         return shard_of(unit, self.shard_count)

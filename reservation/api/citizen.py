@@ -8,9 +8,9 @@ from reservation.api import schemas
 from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address  # fairness (issue 5)
 from reservation.api.routing import Call, Route, json_response
-from reservation.api.serialize import booking_from_row, iso, slot_from_row
+from reservation.api.serialize import booking_from_row, slot_from_row
 from reservation.auth import Role
-from reservation.domain.clock import from_ms
+from reservation.domain.clock import iso_from_ms
 from reservation.domain.identity import mask_phone
 from reservation.errors import NotFound, NotFoundInInventory
 from reservation.store import accounts as account_store
@@ -123,7 +123,7 @@ def _address(call: Call) -> str:
 
 
 def booking_deadline(ms: int) -> str | None:
-    return iso(from_ms(ms))
+    return iso_from_ms(ms)
 
 
 async def confirm(call: Call) -> web.Response:
