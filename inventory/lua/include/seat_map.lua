@@ -5,7 +5,8 @@ the seat map kept up to date (inventory/seat_keys.py). Included where a script s
 and seat_uncool, so all three change seats the same way.
 Expects: local `nseg` (the run's segment count) and the unit's keys as seat_hold takes them:
 KEYS[2] seats, KEYS[3] bypat, KEYS[4] pcount, KEYS[5] gapidx, KEYS[6] gaps.
-Defines: W, gaps, dirty, top, gap_range, reindex, shift(p, q, tails), flush_gaps().
+Defines: W, gaps, dirty, top, gap_bounds, gap_range, reindex, shift(p, q, tails),
+flush_gaps().
 Writes happen in shift and flush_gaps only; call flush_gaps once, after the last shift.
 ]]
 local W = nseg + 1
@@ -17,10 +18,9 @@ local function top(c)
   gaps = gaps or redis.call('GET', KEYS[6])
   return string.byte(gaps, c)
 end
-local function gap_range(g0, g1) -- ZRANGE ... BYLEX REV bounds of one gap's patterns
-  local prefix = string.format('%02d%02d', g0, g1)
-  return '(' .. prefix .. '}', '[' .. prefix .. '|'
-end
+-- ZRANGE ... BYLEX REV bounds of one gap's patterns, by its "<g0><g1>" member prefix
+local function gap_bounds(prefix) return '(' .. prefix .. '}', '[' .. prefix .. '|' end
+local function gap_range(g0, g1) return gap_bounds(string.format('%02d%02d', g0, g1)) end
 
 -- A pattern got its first seats (adding) or lost its last: index or unindex it under each
 -- of its free gaps, and keep each gap's top byte (where it was the top, the next best takes
@@ -49,9 +49,8 @@ local function reindex(p, adding)
   redis.call('ZREM', KEYS[5], unpack(members))
   for i, c in ipairs(cells) do
     if top(c) == pop + 1 then
-      local prefix = string.sub(members[i], 1, 4)
-      local best = redis.call('ZRANGE', KEYS[5], '(' .. prefix .. '}', '[' .. prefix .. '|',
-        'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+      local hi, lo = gap_bounds(string.sub(members[i], 1, 4))
+      local best = redis.call('ZRANGE', KEYS[5], hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
       dirty[c] = best and tonumber(string.sub(best, 6, 7)) + 1 or 0
     end
   end
