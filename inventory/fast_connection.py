@@ -9,6 +9,7 @@ same bytes several times faster. Replies are parsed by hiredis already.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -16,6 +17,15 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 _PLAIN = frozenset((str, int, bytes))
+
+
+def pack_plain(args: Sequence[Any]) -> bytes | None:
+    """``args`` packed by hiredis (C) when every one is a str, int or bytes (the common
+    case: keys, ids, numbers), else None: the caller's careful path decides the rest."""
+    if set(map(type, args)) <= _PLAIN:
+        packed: bytes = hiredis.pack_command(tuple(args))
+        return packed
+    return None
 
 
 def _plain(arg: Any) -> Any:
@@ -37,8 +47,9 @@ class HiredisPackConnection(Connection):
             args = (*head.split(), *args[1:])
         # The common case, every argument a str, int or bytes, goes straight to hiredis
         # (one C call); anything else takes the careful path below.
-        if set(map(type, args)) <= _PLAIN:
-            return [hiredis.pack_command(args)]
+        packed = pack_plain(args)
+        if packed is not None:
+            return [packed]
         for arg in args:
             # redis-py refuses these (DataError) rather than sending "True" or "None".
             if arg is None or isinstance(arg, bool):

@@ -32,6 +32,8 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from inventory.fast_connection import pack_plain
+
 Call = tuple[Any, list[str], list[Any]]  # (registered redis-py Script, keys, args)
 
 
@@ -45,17 +47,13 @@ def _encode(value: Any) -> bytes:
     raise TypeError(f"cannot send {type(value).__name__} to Redis")
 
 
-_PLAIN = frozenset((str, int, bytes))
-
-
 def encode_command(parts: list[Any]) -> bytes:
     """One command in RESP. Every hot-path call (a script's keys and arguments: str and
-    int) is packed by hiredis in C; in Python this was ~13 % of an HTTP worker's CPU in a
-    slot hold (py-spy). Anything else (a float, a bool) takes the Python path."""
-    if set(map(type, parts)) <= _PLAIN:
-        packed: bytes = hiredis.pack_command(tuple(parts))
-        return packed
-    return _encode_in_python(parts)
+    int) is packed by hiredis in C, as our redis-py connections pack; in Python this was
+    ~13 % of an HTTP worker's CPU in a slot hold (py-spy). Anything else (a float, a bool)
+    takes the Python path."""
+    packed = pack_plain(parts)
+    return packed if packed is not None else _encode_in_python(parts)
 
 
 def _encode_in_python(parts: list[Any]) -> bytes:
