@@ -284,11 +284,10 @@ class SeatEngine:
         check_trip(nseg, 0, nseg)
         tails = seat_map(seat_class, seats)
         u = self.unit(run_id, seat_class)
-        reply = await self.guarded(
+        reply = await self._call(
             self._load,
-            list(u.inventory[:6]),
+            [*u.inventory[:6], u.epoch],
             [nseg, map_fingerprint(nseg, seat_class, tails), run_id, seat_class, *tails],
-            u.shard,
         )
         if int(reply[0]) < 0:
             raise _refusal(reply)
