@@ -3,8 +3,11 @@ account, per passenger ID and per client address (behind a trusted proxy), on re
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from reservation.domain.clock import CHINA
 from reservation.settings import Settings
 from tests.api_fixture import Api
 from tests.fairness.queue_support import citizens, hold
@@ -29,8 +32,18 @@ def settings(settings: Settings) -> Settings:
     )
 
 
+def hours_to_morning_after_next(api: Api) -> float:
+    """Hours from the test's clock to 09:00 China time the day after tomorrow: slots a few
+    hours after it share one local day whatever the time of day the test runs (with
+    `24 + i` hours, a run after 22:00 put the third slot on the next day)."""
+    local = api.clock.now.astimezone(CHINA)
+    morning = (local + dt.timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    return (morning - local).total_seconds() / 3600
+
+
 async def test_an_account_is_limited_and_told_when_to_retry(api: Api) -> None:
-    slots = await api.publish("hosp-a", [api.slot(hours_ahead=24 + i) for i in range(3)])
+    start = hours_to_morning_after_next(api)
+    slots = await api.publish("hosp-a", [api.slot(hours_ahead=start + i) for i in range(3)])
     [(account_id, headers)] = await citizens(api, 1)
     assert (await hold(api, slots[0]["id"], headers, key="k1")).status == 201
     second = await hold(api, slots[1]["id"], headers, key="k2")
