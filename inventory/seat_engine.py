@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from inventory import hold_record
 from inventory.epoch import EpochGuard
 from inventory.errors import HoldNotLive, InventoryError, NotOwner, SalesClosed
 from inventory.keys import Keys
@@ -165,7 +166,8 @@ class RestoredSeatHold:
         return self.deadline_ms if self.state == "held" else None
 
     def fields(self) -> dict[str, str]:
-        """The record as seat_hold, seat_confirm and seat_release write it."""
+        """The record's fields by name, as seat_hold, seat_confirm and seat_release write
+        them (:func:`inventory.hold_record.record_fields` reads a stored record so)."""
         out = {
             "kind": "seat",
             "run": self.run_id,
@@ -191,6 +193,13 @@ class RestoredSeatHold:
             out["gone"] = "," + ",".join(str(p) for p, _ in self.gone) + ","
             for place, at in self.gone:
                 out[f"gone_at:{place}"] = str(at)
+        return out
+
+    def record(self) -> dict[str, str]:
+        """The record as stored: the fixed fields packed in one (``inventory.hold_record``)."""
+        fields = self.fields()
+        out = {name: value for name, value in fields.items() if name not in hold_record.FIXED}
+        out[hold_record.FIELD] = hold_record.pack(fields)
         return out
 
 
@@ -487,8 +496,8 @@ class SeatEngine:
                 key = self.keys.hold(hold_id)
             except ValueError:
                 continue  # a slot hold (``h<shard>-…``) shares the shard's deadline index
-            kind = await self.client.hget(key, "kind")
-            if kind is not None and as_text(kind) != "seat":
+            fixed = await self.client.hget(key, hold_record.FIELD)
+            if fixed is not None and not as_text(fixed).startswith("seat" + hold_record.SEPARATOR):
                 continue  # another inventory's hold shares the shard index
             try:
                 outcomes.append(await self.expire(hold_id, now_ms=now))
@@ -575,7 +584,7 @@ class SeatEngine:
         # Read on every pay, cancel and retry: over the pipelining client, like the scripts.
         raw = await self.calls.command("HGETALL", self.keys.hold(hold_id))
         pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
-        return {as_text(k): as_text(v) for k, v in pairs}
+        return hold_record.record_fields({as_text(k): as_text(v) for k, v in pairs})
 
     @staticmethod
     def _hold_info(hold_id: str, h: dict[str, str]) -> HoldInfo | None:
@@ -672,10 +681,10 @@ class SeatEngine:
             keys += [self.keys.hold(h.hold_id) for h in part]
             args: list[Any] = [marker, "1" if start == 0 else "0", len(part)]
             for h in part:
-                fields = h.fields()
-                args += [len(fields), h.expire_at_ms or "", h.indexed_deadline or ""]
+                record = h.record()
+                args += [len(record), h.expire_at_ms or "", h.indexed_deadline or ""]
                 args += [",".join(h.live_passengers)]
-                for name, value in fields.items():
+                for name, value in record.items():
                     args += [name, value]
             reply = await self.calls.call(self._restore_holds, keys, args)
             if int(reply[0]) < 0:
@@ -703,10 +712,11 @@ class SeatEngine:
     ) -> Outcome:
         hold_key = self.keys.hold(hold_id)
         if where is None:
-            run, cls = await self.client.hmget(hold_key, ["run", "cls"])
-            if run is None or cls is None:
+            fixed = await self.client.hget(hold_key, hold_record.FIELD)
+            if fixed is None:
                 raise error_for(SeatCode.HOLD_NOT_FOUND)
-            where = (as_text(run), as_text(cls))
+            found = hold_record.record_fields({hold_record.FIELD: as_text(fixed)})
+            where = (found["run"], found["cls"])
         if self.freeing is not None and mode != "abort_change":
             # Waitlist first, handoff defence (issue 5): freed seats go to cooling.
             return await self.freeing.free_seat(

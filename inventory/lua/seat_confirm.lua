@@ -1,6 +1,6 @@
 --[[
 seat_confirm: a live hold becomes a sold ticket (payment received); confirming twice is harmless.
-KEYS[1] hold       hash    the hold
+KEYS[1] hold       hash    the hold (inventory/hold_record.py)
 KEYS[2] deadlines  zset    the shard's expiry index
 KEYS[3] outbox     stream  gets a `confirmed` event
 KEYS[4] epoch      string  the shard's epoch marker (written by a rebuild from Postgres)
@@ -19,29 +19,30 @@ if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then
   return {-14} -- SALES_CLOSED
 end
 
-local h = redis.call('HMGET', KEYS[1], 'acct', 'state', 'deadline', 'change_of', 'run', 'cls', 'a', 'b',
-  'seats', 'pax')
-if not h[1] or h[1] ~= ARGV[3] then
+-- include: seat_hold_record
+local r = redis.call('HMGET', KEYS[1], 'i', 'state')
+local _, run, cls, acct, a, b, seats, pax, deadline, change_of = string.match(r[1] or '', HOLD_FIXED)
+if not acct or acct ~= ARGV[3] then
   return {HOLD_NOT_FOUND}
 end
-if h[2] == 'confirmed' then
+if r[2] == 'confirmed' then
   return {REPLAY, 'confirmed'}
 end
-if h[2] ~= 'held' then
-  return {HOLD_NOT_LIVE, h[2]}
+if r[2] ~= 'held' then
+  return {HOLD_NOT_LIVE, r[2]}
 end
 -- A 改签 hold is confirmed by its change only, after the old ticket committed.
-if h[4] ~= ARGV[4] then
+if change_of ~= ARGV[4] then
   return {ARGV[4] == '' and CHANGE_PENDING or BAD_REQUEST}
 end
-if ARGV[4] == '' and tonumber(ARGV[1]) >= tonumber(h[3]) then
+if ARGV[4] == '' and tonumber(ARGV[1]) >= tonumber(deadline) then
   return {HOLD_EXPIRED}
 end
 
 redis.call('HSET', KEYS[1], 'state', 'confirmed', 'confirmed', ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('XADD', KEYS[3], '*', 'e', table.concat({ -- one field (inventory/outbox_event.py)
-  'type', 'confirmed', 'hold', ARGV[2], 'kind', 'seat', 'run', h[5],
-  'cls', h[6], 'acct', h[1], 'a', h[7], 'b', h[8], 'seats', h[9], 'pax', h[10], 'change_of', h[4],
+  'type', 'confirmed', 'hold', ARGV[2], 'kind', 'seat', 'run', run,
+  'cls', cls, 'acct', acct, 'a', a, 'b', b, 'seats', seats, 'pax', pax, 'change_of', change_of,
   'at', ARGV[1]}, '\31'))
 return {OK, 'confirmed'}

@@ -3,7 +3,7 @@ seat_free: as seat_release (cancel, expire, change, release_one; same checks, sa
 KEYS[1] meta       hash    nseg, run, cls
 KEYS[2] seats      hash    ordinal -> "<pattern>|<tail>" (read only: the hold's seats must be sold as recorded)
 KEYS[3] pax        hash    passenger -> live hold id on this run
-KEYS[4] hold       hash    the hold
+KEYS[4] hold       hash    the hold (inventory/hold_record.py)
 KEYS[5] deadlines  zset    the shard's expiry index
 KEYS[6] outbox     stream  gets a `cancelled`, `expired` or `released` (reason changed) event
 KEYS[7] cooling    zset    the shard's cooling pieces: piece id -> cooling ends (ms)
@@ -27,9 +27,13 @@ if ARGV[8] ~= '' and redis.call('GET', KEYS[9]) ~= ARGV[8] then
   return {SALES_CLOSED}
 end
 local now, hold_id, mode, account, extra = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[6]
-local h = redis.call('HMGET', KEYS[4], 'acct', 'state', 'a', 'b', 'seats', 'pax', 'deadline',
-  'change_of', 'changed_to', 'run', 'cls', 'gone')
-local gone = h[12] or ''
+-- include: seat_hold_record
+local r = redis.call('HMGET', KEYS[4], 'i', 'state', 'changed_to', 'gone')
+local f = {string.match(r[1] or '', HOLD_FIXED)} -- the fixed fields, in FIXED order
+-- The hold's fields by number, as seat_release_decision reads them: acct, state, a, b,
+-- seats, pax, deadline, change_of, changed_to, run, cls.
+local h = {f[4], r[2], f[5], f[6], f[7], f[8], f[9], f[10], r[3] or '', f[2], f[3]}
+local gone = r[4] or ''
 local acct, state, change_of = h[1], h[2], h[8]
 if not acct then
   if mode == 'expire' then

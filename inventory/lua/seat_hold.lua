@@ -7,7 +7,7 @@ KEYS[4] pcount     hash    pattern -> number of seats with it (patterns present 
 KEYS[5] gapidx     zset    "<g0><g1>|<popcount>|<pattern>" (two digits each, score 0): patterns by free gap
 KEYS[6] gaps       string  one byte per gap (g0 * (nseg + 1) + g1): 0 = none, else 1 + top popcount
 KEYS[7] pax        hash    passenger -> live hold id on this run (one ticket per person per run)
-KEYS[8] hold       hash    the hold; also the idempotency record (its id derives from account and key)
+KEYS[8] hold       hash    the hold (inventory/hold_record.py: `i` packs its fixed fields); also the idempotency record (its id derives from account and key)
 KEYS[9]  deadlines zset    hold id -> deadline ms (the shard's expiry index)
 KEYS[10] outbox    stream  the shard's outbox: gets a `held` event
 KEYS[11] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
@@ -65,14 +65,17 @@ if not ok then
   return {BAD_REQUEST}
 end
 
+-- include: seat_hold_record
+
 -- A retry of the same request finds its hold and gets the first answer again.
-local prior = redis.call('HMGET', KEYS[8], 'fp', 'deadline', 'wish_met', 'seats')
-if prior[1] then
-  if prior[1] ~= ARGV[8] then
+local prior = redis.call('HGET', KEYS[8], 'i')
+if prior then
+  local _, _, _, _, _, _, p_seats, _, p_deadline, _, p_fp, p_wish_met = string.match(prior, HOLD_FIXED)
+  if p_fp ~= ARGV[8] then
     return {IDEM_MISMATCH}
   end
-  local out = {REPLAY, hold_id, prior[2], prior[3]}
-  for t in string.gmatch(prior[4], '[^;]+') do
+  local out = {REPLAY, hold_id, p_deadline, p_wish_met}
+  for t in string.gmatch(p_seats, '[^;]+') do
     out[#out + 1] = t
   end
   return out
@@ -240,9 +243,9 @@ end
 flush_gaps()
 
 local seats, people, wish_met = table.concat(taken, ';'), table.concat(pax, ','), met and '1' or '0'
-redis.call('HSET', KEYS[8], 'kind', 'seat', 'run', ARGV[10], 'cls', ARGV[11], 'acct', account, 'a', ARGV[4],
-  'b', ARGV[5], 'seats', seats, 'pax', people, 'state', 'held', 'deadline', deadline,
-  'change_of', ARGV[9], 'fp', ARGV[8], 'wish_met', wish_met)
+-- The record's fixed fields packed in one (inventory/hold_record.py, FIXED order).
+redis.call('HSET', KEYS[8], 'i', table.concat({'seat', ARGV[10], ARGV[11], account, ARGV[4], ARGV[5],
+  seats, people, deadline, ARGV[9], ARGV[8], wish_met}, '\31'), 'state', 'held')
 redis.call('ZADD', KEYS[9], deadline, hold_id)
 local own = {}
 for i, p in ipairs(pax) do

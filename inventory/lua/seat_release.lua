@@ -7,7 +7,7 @@ KEYS[4] pcount     hash
 KEYS[5] gapidx     zset
 KEYS[6] gaps       string
 KEYS[7] pax        hash
-KEYS[8] hold       hash    the hold
+KEYS[8] hold       hash    the hold (inventory/hold_record.py)
 KEYS[9]  deadlines zset    the shard's expiry index
 KEYS[10] outbox    stream  gets a `cancelled`, `expired` or `released` (reason changed) event
 KEYS[11] epoch     string  the shard's epoch marker (written by a rebuild from Postgres)
@@ -32,9 +32,13 @@ if ARGV[9] ~= '' and redis.call('GET', KEYS[11]) ~= ARGV[9] then
 end
 
 local now, hold_id, mode, account, extra = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[6]
-local h = redis.call('HMGET', KEYS[8], 'acct', 'state', 'a', 'b', 'seats', 'pax', 'deadline',
-  'change_of', 'changed_to', 'run', 'cls', 'gone')
-local gone = h[12] or ''
+-- include: seat_hold_record
+local r = redis.call('HMGET', KEYS[8], 'i', 'state', 'changed_to', 'gone')
+local f = {string.match(r[1] or '', HOLD_FIXED)} -- the fixed fields, in FIXED order
+-- The hold's fields by number, as seat_release_decision reads them: acct, state, a, b,
+-- seats, pax, deadline, change_of, changed_to, run, cls.
+local h = {f[4], r[2], f[5], f[6], f[7], f[8], f[9], f[10], r[3] or '', f[2], f[3]}
+local gone = r[4] or ''
 local acct, state, change_of = h[1], h[2], h[8]
 if not acct then
   if mode == 'expire' then

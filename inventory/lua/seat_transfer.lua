@@ -2,7 +2,7 @@
 seat_transfer: give cooling seat pieces (seat_free) to a waitlist order as a normal seat hold with a payment deadline, one piece per passenger, in one call: the seats never pass through open sale. A piece serves a trip [a, b) inside its own segments; what is left of it on either side stays a cooling piece (same cooling end). The seat patterns do not change (the segments stay sold); only owners do. The hold is the one seat_hold writes (same fields, same `held` event), marked with the order in its field 'waitlist'.
 KEYS[1] meta       hash    nseg, run, cls of the unit
 KEYS[2] pax        hash    passenger -> live hold id on this run (one ticket per person per run)
-KEYS[3] hold       hash    the new hold (its id derives from the order: a retry names it again)
+KEYS[3] hold       hash    the new hold (inventory/hold_record.py; its id derives from the order: a retry names it again)
 KEYS[4] deadlines  zset    the shard's expiry index
 KEYS[5] outbox     stream  gets a `held` event
 KEYS[6] cooling    zset    the shard's cooling pieces: piece id -> cooling ends (ms)
@@ -28,11 +28,13 @@ if expected ~= '' and redis.call('GET', KEYS[8]) ~= expected then
   return {SALES_CLOSED}
 end
 local now, hold_id, a, b, deadline = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local prior = redis.call('HMGET', KEYS[3], 'fp', 'deadline', 'seats')
-if prior[1] then
-  if prior[1] ~= ARGV[7] then return {IDEM_MISMATCH} end
-  local out = {REPLAY, hold_id, prior[2], '0'}
-  for t in string.gmatch(prior[3], '[^;]+') do out[#out + 1] = t end
+-- include: seat_hold_record
+local prior = redis.call('HGET', KEYS[3], 'i')
+if prior then
+  local _, _, _, _, _, _, p_seats, _, p_deadline, _, p_fp = string.match(prior, HOLD_FIXED)
+  if p_fp ~= ARGV[7] then return {IDEM_MISMATCH} end
+  local out = {REPLAY, hold_id, p_deadline, '0'}
+  for t in string.gmatch(p_seats, '[^;]+') do out[#out + 1] = t end
   return out
 end
 local meta = redis.call('HMGET', KEYS[1], 'nseg', 'run', 'cls')
@@ -83,9 +85,8 @@ for i, pc in ipairs(pieces) do
   taken[i] = pc.tail
 end
 local seats, people = table.concat(taken, ';'), table.concat(pax, ',')
-redis.call('HSET', KEYS[3], 'kind', 'seat', 'run', meta[2], 'cls', meta[3], 'acct', ARGV[3], 'a', ARGV[4],
-  'b', ARGV[5], 'seats', seats, 'pax', people, 'state', 'held', 'deadline', deadline,
-  'change_of', '', 'fp', ARGV[7], 'wish_met', '0', 'waitlist', ARGV[8])
+redis.call('HSET', KEYS[3], 'i', table.concat({'seat', meta[2], meta[3], ARGV[3], ARGV[4], ARGV[5],
+  seats, people, deadline, '', ARGV[7], '0'}, '\31'), 'state', 'held', 'waitlist', ARGV[8])
 redis.call('ZADD', KEYS[4], deadline, hold_id)
 local own = {}
 for i, p in ipairs(pax) do own[2 * i - 1], own[2 * i] = p, hold_id end

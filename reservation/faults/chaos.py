@@ -838,6 +838,8 @@ async def _verify_seats_in_redis(settings: Settings) -> SeatVerdict:
     """The live seat holds in Redis: no seat-segment in two of them, one per account."""
     import redis.asyncio as aioredis
 
+    from inventory import hold_record
+
     v = SeatVerdict()
     taken: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
     per_account: dict[str, int] = {}
@@ -845,11 +847,15 @@ async def _verify_seats_in_redis(settings: Settings) -> SeatVerdict:
         hold_keys = [k async for k in r.scan_iter(match=f"{settings.key_prefix}:*:hold:*")]
         async with r.pipeline(transaction=False) as pipe:
             for key in hold_keys:
-                pipe.hmget(key, ["kind", "run", "cls", "a", "b", "seats", "acct", "state", "gone"])
+                pipe.hmget(key, [hold_record.FIELD, "state", "gone"])
             holds = await pipe.execute()
-    for kind, run, cls, a, b, seats, acct, state, gone in holds:
-        if kind != "seat" or state not in ("held", "confirmed"):
+    for fixed, state, gone in holds:
+        if fixed is None or state not in ("held", "confirmed"):
+            continue  # not a seat hold (slot holds have no packed field), or not live
+        h = hold_record.record_fields({hold_record.FIELD: fixed})
+        if h["kind"] != "seat":
             continue
+        run, cls, a, b, seats, acct = h["run"], h["cls"], h["a"], h["b"], h["seats"], h["acct"]
         v.live_holds += 1
         per_account[acct] = per_account.get(acct, 0) + 1
         for place, tail in enumerate(seats.split(";"), 1):

@@ -34,6 +34,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from inventory import hold_record
 from inventory.seat_engine import RestoredSeatHold
 from inventory.seat_model import hold_fingerprint, ref_from_tail, seat_map
 from inventory.waitlist_keys import WaitlistKeys
@@ -215,7 +216,7 @@ class SeatPart:
         self, services: Services, runs: set[str]
     ) -> dict[str, dict[str, str]]:
         hold_keys = await _scan(services, "hold")
-        found = await _hgetall_many(services, hold_keys)
+        found = [hold_record.record_fields(h) for h in await _hgetall_many(services, hold_keys)]
         return {
             _id_after(k, "hold"): h
             for k, h in zip(hold_keys, found, strict=True)

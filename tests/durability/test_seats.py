@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from inventory import hold_record
 from inventory.errors import PersonLimitReached, SalesClosed
 from reservation.settings import Settings
 from reservation.workflows.rebuild_inventory import (
@@ -183,7 +184,8 @@ async def test_reconcile_reports_seat_differences(api: Api, booked: dict[str, An
     await redis.hset(unit.seats, ordinal, "000" + record[3:])
     await redis.unlink(seats.keys.hold(ids["held"]))
     extra = f"{unit.shard:03d}-{'e' * 32}"
-    await redis.hset(seats.keys.hold(extra), mapping={"kind": "seat", "run": run, "state": "held"})
+    fixed = hold_record.pack({"kind": "seat", "run": run})
+    await redis.hset(seats.keys.hold(extra), mapping={hold_record.FIELD: fixed, "state": "held"})
     await redis.hset(seats.keys.hold(ids["paid"]), "state", "cancelled")
     paid = await seats.get_hold(ids["paid"])
     assert paid is not None

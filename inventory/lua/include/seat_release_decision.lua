@@ -4,7 +4,7 @@ refuses, before anything is written (Lua has no rollback). Included by seat_rele
 seat_free, so a hold is released by the same rules whether its seats go back on sale or
 cool for the waitlist. abort_change is seat_release's alone and is decided before this.
 Expects locals: mode, state, change_of, extra (ARGV[6]), gone (the hold's `gone` field or
-''), now, h (the hold's HMGET: ... [6] pax, [7] deadline, [9] changed_to), hold_key, and
+''), now, h (the hold's fields by number: ... [6] pax, [7] deadline, [9] changed_to), hold_key, and
 the codes OK, REPLAY, BAD_REQUEST, HOLD_NOT_LIVE, NOT_DUE, CHANGE_PENDING, CHANGE_ABORTED.
 Defines: target (cancelled | expired | changed | released_one), frees(place); for
 release_one, `extra` becomes the place as a canonical string. Returns from the script with
