@@ -26,9 +26,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reservation.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("fairseat.serve")
 
@@ -170,6 +173,14 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def http_runner(app: web.Application) -> web.AppRunner:
+    """The runner that serves ``app`` in an HTTP worker: requests aiohttp's parser refuses
+    (an over-long header, raw non-ASCII bytes in the URL) get the JSON error too."""
+    from reservation.api.http_server import JsonErrorAppRunner
+
+    return JsonErrorAppRunner(app, access_log=None, handle_signals=False)
+
+
 def run_http_worker(settings: Settings, index: int, parent: int | None = None) -> None:
     """One HTTP worker process: its own event loop, sharing the port via SO_REUSEPORT."""
     die_with_parent(parent)
@@ -181,7 +192,7 @@ def run_http_worker(settings: Settings, index: int, parent: int | None = None) -
 
     async def main() -> None:
         app = create_app(settings)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = http_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=4096)
         await site.start()
