@@ -28,8 +28,8 @@ Layout of one inventory unit (a run and a seat class), and why:
   from ``pcount`` in one read (a pattern's gaps are computed once per process).
 - ``meta`` (hash): nseg, seat count, map fingerprint, run and class.
 Per run: ``pax`` (hash passenger -> live hold id), one ticket per person per run.
-Per shard (shared with slot holds): ``Keys.hold`` records, ``Keys.hold_deadlines``,
-``Keys.outbox``.
+Per shard (shared with slot holds): ``Keys.hold`` records (a seat hold's fixed fields are
+packed in one, :mod:`inventory.hold_record`), ``Keys.hold_deadlines``, ``Keys.outbox``.
 """
 
 from __future__ import annotations
