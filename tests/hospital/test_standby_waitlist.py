@@ -92,9 +92,12 @@ async def test_a_place_freed_by_an_expired_hold_goes_to_standby_not_open_sale(ap
 
 async def test_a_doctor_range_waits_only_for_that_doctor_and_its_days(api: Api) -> None:
     day = today(api) + dt.timedelta(days=2)
+    # The range is [day, day + 2]; `far` is outside it and, at today + 5, on sale at any
+    # hour (today + 7, as this test used, opens only at 07:00 China time).
+    far = day + dt.timedelta(days=3)
     rows = [
         row(day=d, doctor=doc, start="08:00", end="08:30", capacity=1, counter=0)
-        for d in (day, day + dt.timedelta(days=1), day + dt.timedelta(days=5))
+        for d in (day, day + dt.timedelta(days=1), far)
         for doc in ("dr-li", "dr-wang")
     ]
     await publish(api, rows)
@@ -102,7 +105,7 @@ async def test_a_doctor_range_waits_only_for_that_doctor_and_its_days(api: Api) 
     li = await doctor_id(api, "dr-li")
     holders = [await citizen(api) for _ in range(3)]
     wang_day = (await slots_of(api, "dr-wang", day))[0]
-    li_far = (await slots_of(api, "dr-li", day + dt.timedelta(days=5)))[0]
+    li_far = (await slots_of(api, "dr-li", far))[0]
     li_next = (await slots_of(api, "dr-li", day + dt.timedelta(days=1)))[0]
     regs = [
         await book_and_pay(api, h["headers"], s["id"])
