@@ -497,7 +497,7 @@ class SeatEngine:
             except ValueError:
                 continue  # a slot hold (``h<shard>-…``) shares the shard's deadline index
             fixed = await self.client.hget(key, hold_record.FIELD)
-            if fixed is not None and not as_text(fixed).startswith("seat" + hold_record.SEPARATOR):
+            if fixed is not None and hold_record.unpack(as_text(fixed))["kind"] != "seat":
                 continue  # another inventory's hold shares the shard index
             try:
                 outcomes.append(await self.expire(hold_id, now_ms=now))
@@ -715,7 +715,7 @@ class SeatEngine:
             fixed = await self.client.hget(hold_key, hold_record.FIELD)
             if fixed is None:
                 raise error_for(SeatCode.HOLD_NOT_FOUND)
-            found = hold_record.record_fields({hold_record.FIELD: as_text(fixed)})
+            found = hold_record.unpack(as_text(fixed))
             where = (found["run"], found["cls"])
         if self.freeing is not None and mode != "abort_change":
             # Waitlist first, handoff defence (issue 5): freed seats go to cooling.

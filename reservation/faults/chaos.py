@@ -852,7 +852,7 @@ async def _verify_seats_in_redis(settings: Settings) -> SeatVerdict:
     for fixed, state, gone in holds:
         if fixed is None or state not in ("held", "confirmed"):
             continue  # not a seat hold (slot holds have no packed field), or not live
-        h = hold_record.record_fields({hold_record.FIELD: fixed})
+        h = hold_record.unpack(fixed)
         if h["kind"] != "seat":
             continue
         run, cls, a, b, seats, acct = h["run"], h["cls"], h["a"], h["b"], h["seats"], h["acct"]
