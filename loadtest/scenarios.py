@@ -262,9 +262,12 @@ class Healthz:
 @dataclass
 class BenchHold:
     """One hold per operation on a distinct (citizen, slot) pair, no retries: for
-    measuring. Operation ``i`` uses citizen ``(offset+i) % C`` and slot
-    ``((offset+i) // C) % S``: distinct pairs for ``C * S`` operations. Each citizen has at
-    most 3 live unpaid holds (the default cap), so keep unconfirmed holds below ``3 * C``.
+    measuring. Operation ``i`` books the pair :meth:`pair` gives for ``offset + i``:
+    distinct pairs for ``C * S`` operations, the citizens in turn (so each citizen's holds
+    are ``C`` operations apart: most have at most 3 live unpaid holds, the default cap,
+    while unconfirmed holds stay below ``3 * C``) and the slots in turn too (so a run of
+    operations spreads over every slot and its shard instead of emptying one slot, whose
+    sold-out 409s would then cap the measured hold rate at its capacity).
     ``confirm``: pay for each hold at once (the pair's status is the confirm's)."""
 
     url: str
@@ -273,10 +276,19 @@ class BenchHold:
     offset: int = 0
     confirm: bool = False
 
+    @staticmethod
+    def pair(n: int, citizens: int, slots: int) -> tuple[int, int]:
+        """(citizen index, slot index) of operation number ``n``. With ``n = q*C + r``
+        (``r < C``) the pair is ``(r, (r + q) % S)``: for each citizen ``r`` the ``S``
+        values of ``q`` give ``S`` different slots, so the first ``C * S`` numbers give
+        distinct pairs, and consecutive numbers move to the next slot."""
+        q, r = divmod(n, citizens)
+        return r, (r + q) % slots
+
     async def __call__(self, session: aiohttp.ClientSession, i: int) -> int:
         n = self.offset + i
-        citizen = self.citizens[n % len(self.citizens)]
-        slot_id = self.slot_ids[(n // len(self.citizens)) % len(self.slot_ids)]
+        c, s = self.pair(n, len(self.citizens), len(self.slot_ids))
+        citizen, slot_id = self.citizens[c], self.slot_ids[s]
         headers = {**citizen.headers, "Idempotency-Key": f"b{n}"}
         async with session.post(
             self.url + "/v1/bookings", json={"slot_id": slot_id}, headers=headers
