@@ -3,9 +3,11 @@
 Run it once the load has stopped. It first waits until the persister has drained every
 shard's outbox (no entry pending for the ``persister`` group and nothing undelivered), so
 Postgres mirrors Redis; then each check returns findings, and one failing finding fails
-the run. Checks are grouped by inventory kind in ``CHECKS``: the slot checks are here;
-seat-segment checks (sold <= capacity per seat-segment, Redis pattern counts == Postgres
-tickets) will be added as a ``"seats"`` entry with the same signature.
+the run. Checks are grouped by inventory kind in ``CHECKS``: slots (hospital, vaccine and
+plain slots) and train seats. For seats, Postgres must never have two live tickets on one
+seat-segment, and Redis must hold exactly what Postgres says: the seat part of the
+operators' reconciliation (``reservation.workflows.rebuild_seats``) compares every seat
+map, hold record and index, so the checker does not keep a second copy of those rules.
 
 Always: the checker only reads; it never repairs anything.
 """
@@ -92,6 +94,8 @@ class Context:
     slot_ids: Sequence[str] | None = None
     # Booking ids the load generator was told were confirmed (HTTP 200 on confirm).
     expected_confirmed: Collection[str] | None = None
+    # The service's settings (URLs resolved): the seat reconciliation opens its services.
+    settings: Settings | None = None
 
 
 Check = Callable[[Context], Awaitable[CheckResult]]
@@ -280,9 +284,105 @@ async def check_confirmed_once(ctx: Context) -> list[CheckResult]:
     return results
 
 
+# --- train seats -----------------------------------------------------------------------
+
+LIVE_TICKETS = "('held', 'confirmed')"
+
+_SEAT_SEGMENT_SHARED = f"""
+SELECT x.run_id, x.seat_class, x.coach, x.seat,
+       x.id AS first, x.seg_from AS first_from, x.seg_to AS first_to,
+       y.id AS second, y.seg_from AS second_from, y.seg_to AS second_to
+FROM tickets x JOIN tickets y
+  ON x.run_id = y.run_id AND x.seat_class = y.seat_class AND x.coach = y.coach
+     AND x.seat = y.seat AND x.id < y.id
+     AND x.seg_from < y.seg_to AND y.seg_from < x.seg_to
+WHERE x.state IN {LIVE_TICKETS} AND y.state IN {LIVE_TICKETS}
+ORDER BY x.run_id, x.coach, x.seat
+"""
+
+_PERSON_RUN_DUPLICATES = f"""
+SELECT person_hmac, run_id, array_agg(id ORDER BY id) AS ids
+FROM tickets WHERE state IN {LIVE_TICKETS}
+GROUP BY person_hmac, run_id HAVING count(*) > 1
+"""
+
+# Orders paid at some point (their tickets may be refunded or changed since) and how many
+# 'confirmed' events the persister wrote for each.
+_PAID_ORDER_EVENTS = """
+SELECT t.hold_id, count(DISTINCT e.event_id) AS events
+FROM tickets t
+LEFT JOIN inventory_events e ON e.hold_id = t.hold_id AND e.type = 'confirmed'
+WHERE t.confirmed_at IS NOT NULL
+GROUP BY t.hold_id
+"""
+
+_ORPHAN_SEAT_CONFIRMATIONS = """
+SELECT e.hold_id FROM inventory_events e
+WHERE e.type = 'confirmed' AND e.payload->>'kind' = 'seat'
+  AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.hold_id = e.hold_id
+                  AND t.confirmed_at IS NOT NULL)
+"""
+
+
+async def check_seat_segments(ctx: Context) -> list[CheckResult]:
+    """Postgres: no seat-segment in two live (held or confirmed) tickets, so sold <=
+    capacity on every segment; one live ticket per person per run; every paid order has
+    exactly one ``confirmed`` event and no seat confirmation lacks its paid tickets."""
+    live = int(
+        await ctx.conn.fetchval(f"SELECT count(*) FROM tickets WHERE state IN {LIVE_TICKETS}")
+    )
+    once_sold = CheckResult("seat-segment sold once (postgres)", checked=live)
+    for r in await ctx.conn.fetch(_SEAT_SEGMENT_SHARED):
+        once_sold.fail(
+            f"seat {r['run_id']}/{r['seat_class']} {r['coach']}-{r['seat']}",
+            f"tickets {r['first']} [{r['first_from']}, {r['first_to']}) and {r['second']} "
+            f"[{r['second_from']}, {r['second_to']}) share a segment",
+        )
+    for r in await ctx.conn.fetch(_PERSON_RUN_DUPLICATES):
+        once_sold.fail(
+            f"person {r['person_hmac'][:12]}…",
+            f"{len(r['ids'])} live tickets on run {r['run_id']}: " + ", ".join(r["ids"]),
+        )
+    paid = CheckResult("paid train order exactly once")
+    rows = await ctx.conn.fetch(_PAID_ORDER_EVENTS)
+    paid.checked = len(rows)
+    for r in rows:
+        if r["events"] != 1:
+            paid.fail(f"order {r['hold_id']}", f"{r['events']} 'confirmed' events (expected 1)")
+    for r in await ctx.conn.fetch(_ORPHAN_SEAT_CONFIRMATIONS):
+        paid.fail(f"order {r['hold_id']}", "confirmed event without a paid ticket")
+    return [once_sold, paid]
+
+
+async def check_seats_match(ctx: Context) -> list[CheckResult]:
+    """Redis == Postgres for train seats: every seat map, hold record and index of the
+    runs that matter, as ``fairseat inventory reconcile`` compares them."""
+    from reservation.services import open_services
+    from reservation.workflows.rebuild_seats import SeatPart, SeatSnapshot
+
+    assert ctx.settings is not None, "the seat checks need the service's settings"
+    # open_services insists on the signing keys; the reconciliation signs and hashes
+    # nothing, so the checker need not know the service's.
+    settings = ctx.settings.replace(
+        secret_key=ctx.settings.secret_key or "unused-by-the-checker",
+        id_hmac_key=ctx.settings.id_hmac_key or "unused-by-the-checker",
+    )
+    result = CheckResult("seats redis == postgres")
+    async with open_services(settings, pg_pool_size=2) as services:
+        part = SeatPart()
+        snapshot = await part.read(services, services.clock())
+        assert isinstance(snapshot, SeatSnapshot)
+        result.checked = len(snapshot.units)  # (run, class) seat maps compared
+        for diff in await part.compare(services, snapshot):
+            result.fail(
+                diff.subject, f"{diff.kind}: redis has {diff.redis}, postgres says {diff.postgres}"
+            )
+    return [result]
+
+
 CHECKS: dict[str, list[Callable[[Context], Awaitable[list[CheckResult]]]]] = {
     "slots": [check_slot_counts, check_confirmed_once],
-    # "seats": [check_seat_segments, check_tickets_once],  (with the train profiles)
+    "seats": [check_seat_segments, check_seats_match],
 }
 
 
@@ -327,7 +427,7 @@ async def drained(settings: Settings, *, timeout: float) -> CheckResult:
 async def check_invariants(
     settings: Settings,
     *,
-    kinds: Sequence[str] = ("slots",),
+    kinds: Sequence[str] = ("slots", "seats"),
     drain_timeout: float = 60.0,
     slot_ids: Sequence[str] | None = None,
     expected_confirmed: Collection[str] | None = None,
@@ -353,6 +453,7 @@ async def check_invariants(
             now=dt.datetime.now(dt.UTC),
             slot_ids=slot_ids,
             expected_confirmed=expected_confirmed,
+            settings=settings,
         )
         for kind in kinds:
             for check in CHECKS[kind]:

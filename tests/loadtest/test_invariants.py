@@ -170,3 +170,56 @@ async def test_fairseat_load_books_then_checks(
     assert code == 0, out
     assert "confirmed bookings: 10" in out
     assert "client-confirmed present" in out and "invariants: PASS" in out
+
+
+@pytest.mark.timeout(60)
+async def test_train_seats_pass_and_a_seat_sold_twice_or_freed_in_redis_fails(
+    api: Api, settings: Settings, redis_client: Any
+) -> None:
+    """A paid party of two and an unpaid order on G1: the seat checks pass. A live ticket
+    added in Postgres on a seat-segment already sold fails naming the seat; a seat freed in
+    Redis behind Postgres' back fails the Redis == Postgres check."""
+    from tests.trains import test_orders_api as orders
+
+    run, me, _provider, party = await orders.held_party(api, extra=1)
+    await orders.call(api, "POST", f"/v1/orders/{party['id']}/pay", me)
+    other = await orders.citizen(api)
+    await orders.call(api, "POST", "/v1/orders", other, orders.order_body(run, other["pax"]), 201)
+    await drain(api)
+
+    report = await check_invariants(settings, drain_timeout=5)
+    assert report.ok, report.table()
+    names = {r.name: r for r in report.results}
+    assert names["seat-segment sold once (postgres)"].checked == 3  # 2 paid + 1 held
+    assert names["paid train order exactly once"].checked == 1
+    assert names["seats redis == postgres"].checked >= 1
+
+    async with api.services.pool.acquire() as conn:
+        ticket = await conn.fetchrow(
+            "SELECT * FROM tickets WHERE hold_id = $1 AND passenger_no = 1", party["id"]
+        )
+        await conn.execute(
+            """INSERT INTO tickets (id, hold_id, passenger_no, run_id, seat_class, coach, seat,
+                   position, seg_from, seg_to, person_hmac, account_id, state, state_rank)
+               VALUES ('intruder.1', 'intruder', 1, $1, $2, $3, $4, $5, $6, $7,
+                       'someone-else', 'nobody', 'confirmed', 2)""",
+            ticket["run_id"],
+            ticket["seat_class"],
+            ticket["coach"],
+            ticket["seat"],
+            ticket["position"],
+            ticket["seg_from"],
+            ticket["seg_to"],
+        )
+        seat = f"seat {run}/second {ticket['coach']}-{ticket['seat']}"
+        report = await check_invariants(settings, drain_timeout=5)
+        assert seat in failed_subjects(report), report.table()
+        await conn.execute("DELETE FROM tickets WHERE hold_id = 'intruder'")
+
+    unit = api.services.seats.unit(run, "second")
+    records = await redis_client.hgetall(unit.seats)
+    field, record = next((f, r) for f, r in records.items() if "1" in r.split("|", 1)[0])
+    pattern, _, tail = record.partition("|")
+    await redis_client.hset(unit.seats, field, "0" * len(pattern) + "|" + tail)
+    report = await check_invariants(settings, drain_timeout=5)
+    assert {f.check for f in report.failures} == {"seats redis == postgres"}, report.table()
