@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def served() -> Iterator[Served]:
     with throwaway_dir("fairseat-locust-") as folder:
         s = _start(folder / "data", free_port())
+        # Keep reading the server's log: once a full pipe blocks its writes, the persister
+        # stalls and the invariant checker fails (seat orders log each notification).
+        assert s.proc.stdout is not None
+        drain = threading.Thread(target=s.proc.stdout.readlines, daemon=True)
+        drain.start()
         try:
             yield s
         finally:
+            s.proc.kill()
+            s.proc.wait()
+            drain.join(timeout=10)
             _close(s)
 
 
@@ -34,7 +43,17 @@ def served() -> Iterator[Served]:
         ("hospital", ["--doctors", "2", "--slots-per-doctor", "2", "--capacity", "3"]),
         ("vaccine", ["--capacity", "3"]),
         ("rush", ["--capacity", "3"]),
+        # Explicit seats (the default) with abandons and refunds frequent enough to happen.
+        (
+            "rush",
+            [
+                *("--product", "seats", "--capacity", "3"),
+                *("--abandon-share", "0.3", "--return-share", "0.5"),
+            ],
+        ),
+        ("rush", ["--product", "slots", "--capacity", "3"]),
     ],
+    ids=["hospital", "vaccine", "rush", "rush-seats", "rush-slots"],
 )
 def test_a_profile_runs_headless_and_the_invariants_pass(
     served: Served, profile: str, extra: list[str]
