@@ -42,12 +42,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import math
 import random
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,6 +57,7 @@ from loadtest.locust_hooks import install as install_hooks
 from loadtest.scenarios import (
     SlotPlan,
     Tally,
+    http_json,
     plan_day,
     publish_slots_sync,
     service_keys,
@@ -219,21 +217,6 @@ def rush_timetable(numbers: list[str], capacity: int, date: dt.date) -> tuple[di
     return body, rows * 5
 
 
-def post_json(url: str, key: str, body: Any) -> Any:
-    """A POST with the standard library (locust's ``test_start`` runs on gevent)."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"{url}: {exc.code} {exc.read()[:500]!r}") from exc
-
-
 class SeatProduct:
     unit = "trains"
 
@@ -249,7 +232,7 @@ class SeatProduct:
     def publish(self, host: str, key: str) -> int:
         numbers = [f"G{n}" for n in random.sample(range(10_000, 100_000), self.units)]
         body, seats = rush_timetable(numbers, self.capacity, self.date)
-        done = post_json(f"{host}/v1/timetables", key, body)
+        done = http_json(f"{host}/v1/timetables", key=key, body=body)
         route = "–".join(code for code, *_ in STATIONS)
         print(
             f"published trains {', '.join(numbers)} on {self.date} ({route}),"

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import random
 import urllib.error
 import urllib.parse
@@ -47,7 +46,7 @@ from locust.runners import WorkerRunner
 from loadtest.locust_citizen import Citizen
 from loadtest.locust_hooks import data_dir
 from loadtest.locust_hooks import install as install_hooks
-from loadtest.scenarios import Tally, service_keys
+from loadtest.scenarios import Tally, http_json, service_keys
 from reservation.domain.clock import CHINA
 
 TALLY = Tally()
@@ -76,22 +75,8 @@ def _options(parser: Any) -> None:
     parser.add_argument("--skip-invariants", action="store_true")
 
 
-def _http(url: str, *, key: str = "", body: Any = None) -> Any:
-    """One JSON request with the standard library (``test_start`` runs on gevent)."""
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"{url}: {exc.code} {exc.read()[:500]!r}") from exc
-
-
 def _product_of(host: str, campaign_id: str) -> str:
-    catalogue = _http(f"{host}/v1/vaccine/catalogue")
+    catalogue = http_json(f"{host}/v1/vaccine/catalogue")
     campaigns = {c["id"]: c for c in catalogue["campaigns"]}
     if campaign_id not in campaigns:
         raise RuntimeError(f"no campaign {campaign_id!r}; the catalogue has {sorted(campaigns)}")
@@ -113,7 +98,7 @@ def _free_days(host: str, site: str, product: str, first: int, wanted: int) -> l
     for ahead in range(first, 390):
         day = (today + dt.timedelta(days=ahead)).isoformat()
         query = urllib.parse.urlencode({"product": product, "day": day})
-        if not _http(f"{host}/v1/vaccine/sites/{site}/slots?{query}")["slots"]:
+        if not http_json(f"{host}/v1/vaccine/sites/{site}/slots?{query}")["slots"]:
             days.append(day)
             if len(days) == wanted:
                 break
@@ -161,7 +146,7 @@ def _publish(environment: Any, **_kw: Any) -> None:
     )
     total = 0
     for rows in _rows(o, product, days):
-        published = _http(
+        published = http_json(
             f"{host}/v1/providers/{o.provider}/vaccine/sessions", key=key, body={"rows": rows}
         )
         total += len(published["slots"])

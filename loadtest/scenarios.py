@@ -372,22 +372,28 @@ def service_keys(data_dir: Path) -> dict[str, str]:
     return keys
 
 
+def http_json(url: str, *, key: str = "", body: Any = None) -> Any:
+    """One JSON request with the standard library (POST when ``body`` is given), for
+    callers without an event loop (locust's ``test_start`` hook runs on gevent). An
+    error answer raises RuntimeError with its status and the start of its body."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{url}: {exc.code} {exc.read()[:500]!r}") from exc
+
+
 def publish_slots_sync(url: str, *, provider_id: str, key: str, plan: SlotPlan) -> list[str]:
-    """``publish_slots`` with the standard library, for callers without an event loop
-    (locust's ``test_start`` hook runs on gevent)."""
+    """``publish_slots`` with the standard library (see :func:`http_json`)."""
     ids: list[str] = []
     for body in publish_bodies(plan):
-        request = urllib.request.Request(
-            f"{url}/v1/providers/{provider_id}/slots",
-            data=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                ids.extend(s["id"] for s in json.loads(resp.read())["slots"])
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"publish: {exc.code} {exc.read()[:500]!r}") from exc
+        answer = http_json(f"{url}/v1/providers/{provider_id}/slots", key=key, body=body)
+        ids.extend(s["id"] for s in answer["slots"])
     return ids
 
 
