@@ -90,12 +90,12 @@ class Context:
     redis: Any  # a redis.asyncio client (decode_responses=True), single node or cluster
     keys: Keys
     now: dt.datetime
+    # The service's settings (URLs resolved): the seat reconciliation opens its services.
+    settings: Settings
     # Only these slots (None: every slot in Postgres).
     slot_ids: Sequence[str] | None = None
     # Booking ids the load generator was told were confirmed (HTTP 200 on confirm).
     expected_confirmed: Collection[str] | None = None
-    # The service's settings (URLs resolved): the seat reconciliation opens its services.
-    settings: Settings | None = None
 
 
 Check = Callable[[Context], Awaitable[CheckResult]]
@@ -287,8 +287,9 @@ async def check_confirmed_once(ctx: Context) -> list[CheckResult]:
 # --- train seats -----------------------------------------------------------------------
 
 LIVE_TICKETS = "('held', 'confirmed')"
+# The two queries below are also the chaos run's seat verdict (reservation/faults/chaos.py).
 
-_SEAT_SEGMENT_SHARED = f"""
+SEAT_SEGMENT_SHARED = f"""
 SELECT x.run_id, x.seat_class, x.coach, x.seat,
        x.id AS first, x.seg_from AS first_from, x.seg_to AS first_to,
        y.id AS second, y.seg_from AS second_from, y.seg_to AS second_to
@@ -300,7 +301,7 @@ WHERE x.state IN {LIVE_TICKETS} AND y.state IN {LIVE_TICKETS}
 ORDER BY x.run_id, x.coach, x.seat
 """
 
-_PERSON_RUN_DUPLICATES = f"""
+PERSON_RUN_DUPLICATES = f"""
 SELECT person_hmac, run_id, array_agg(id ORDER BY id) AS ids
 FROM tickets WHERE state IN {LIVE_TICKETS}
 GROUP BY person_hmac, run_id HAVING count(*) > 1
@@ -332,13 +333,13 @@ async def check_seat_segments(ctx: Context) -> list[CheckResult]:
         await ctx.conn.fetchval(f"SELECT count(*) FROM tickets WHERE state IN {LIVE_TICKETS}")
     )
     once_sold = CheckResult("seat-segment sold once (postgres)", checked=live)
-    for r in await ctx.conn.fetch(_SEAT_SEGMENT_SHARED):
+    for r in await ctx.conn.fetch(SEAT_SEGMENT_SHARED):
         once_sold.fail(
             f"seat {r['run_id']}/{r['seat_class']} {r['coach']}-{r['seat']}",
             f"tickets {r['first']} [{r['first_from']}, {r['first_to']}) and {r['second']} "
             f"[{r['second_from']}, {r['second_to']}) share a segment",
         )
-    for r in await ctx.conn.fetch(_PERSON_RUN_DUPLICATES):
+    for r in await ctx.conn.fetch(PERSON_RUN_DUPLICATES):
         once_sold.fail(
             f"person {r['person_hmac'][:12]}…",
             f"{len(r['ids'])} live tickets on run {r['run_id']}: " + ", ".join(r["ids"]),
@@ -360,7 +361,6 @@ async def check_seats_match(ctx: Context) -> list[CheckResult]:
     from reservation.services import open_services
     from reservation.workflows.rebuild_seats import SeatPart, SeatSnapshot
 
-    assert ctx.settings is not None, "the seat checks need the service's settings"
     # open_services insists on the signing keys; the reconciliation signs and hashes
     # nothing, so the checker need not know the service's.
     settings = ctx.settings.replace(
@@ -451,9 +451,9 @@ async def check_invariants(
             redis,
             keys,
             now=dt.datetime.now(dt.UTC),
+            settings=settings,
             slot_ids=slot_ids,
             expected_confirmed=expected_confirmed,
-            settings=settings,
         )
         for kind in kinds:
             for check in CHECKS[kind]:

@@ -800,6 +800,8 @@ class SeatVerdict:
 
 async def _verify_seats_in_postgres(conn: Any, told_orders: list[str]) -> SeatVerdict:
     """The train invariants in Postgres. Each rush citizen orders once, for themself."""
+    from loadtest.invariants import PERSON_RUN_DUPLICATES, SEAT_SEGMENT_SHARED
+
     v = SeatVerdict()
     v.tickets = int(await conn.fetchval("SELECT count(*) FROM tickets"))
     v.confirmed = int(await conn.fetchval("SELECT count(*) FROM tickets WHERE state = 'confirmed'"))
@@ -809,28 +811,15 @@ async def _verify_seats_in_postgres(conn: Any, told_orders: list[str]) -> SeatVe
         told_orders,
     )
     v.lost = len(told_orders) - int(found)
-    v.sold_twice = int(
-        await conn.fetchval(
-            """SELECT count(*) FROM tickets x JOIN tickets y
-               ON x.run_id = y.run_id AND x.seat_class = y.seat_class AND x.coach = y.coach
-                  AND x.seat = y.seat AND x.id < y.id
-                  AND x.seg_from < y.seg_to AND y.seg_from < x.seg_to
-               WHERE x.state IN ('held', 'confirmed') AND y.state IN ('held', 'confirmed')"""
-        )
-    )
+    # The same queries as the post-run checker's seat checks (loadtest.invariants).
+    v.sold_twice = len(await conn.fetch(SEAT_SEGMENT_SHARED))
     v.duplicates = int(
         await conn.fetchval(
             """SELECT count(*) FROM (SELECT account_id FROM tickets
                WHERE state IN ('held', 'confirmed') GROUP BY account_id
                HAVING count(DISTINCT hold_id) > 1) d"""
         )
-    ) + int(
-        await conn.fetchval(
-            """SELECT count(*) FROM (SELECT person_hmac, run_id FROM tickets
-               WHERE state IN ('held', 'confirmed') GROUP BY person_hmac, run_id
-               HAVING count(*) > 1) d"""
-        )
-    )
+    ) + len(await conn.fetch(PERSON_RUN_DUPLICATES))
     return v
 
 
