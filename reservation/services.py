@@ -98,7 +98,7 @@ async def open_services(
         pool,
         functools.partial(upsert_bookings_fenced, prefix=keys.prefix),
         retry_alone=lambda exc: not is_transient(exc),
-        # --- speed (issue 7): one executemany is atomic by itself (no BEGIN/COMMIT)
+        # --- speed (issue 7): one statement is atomic by itself (no BEGIN/COMMIT)
         transaction=False,
     )
     slots = SlotEngine(client, keys, calls=calls)

@@ -11,10 +11,7 @@ from reservation.domain.bookings import BookingRow, EventRow, TicketRow
 from reservation.domain.clock import from_ms
 
 # The WHERE clause keeps states moving forward only (see domain.bookings).
-UPSERT_BOOKING = """
-INSERT INTO bookings (id, slot_id, account_id, person_hmac, state, state_rank,
-                      idempotency_key, held_at, deadline, confirmed_at, ended_at, end_reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+_BOOKING_CONFLICT = """
 ON CONFLICT (id) DO UPDATE SET
     state = EXCLUDED.state,
     state_rank = EXCLUDED.state_rank,
@@ -25,27 +22,42 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE bookings.state_rank < EXCLUDED.state_rank
 """
 
+# --- speed (issue 7): one statement per batch, its rows as arrays (unnest), not one
+# execution per row (executemany): Postgres plans and runs it once, and checks the
+# foreign keys and indexes in one pass. One statement cannot upsert an id twice (ON
+# CONFLICT DO UPDATE refuses to touch a row twice), so callers pass distinct ids.
+UPSERT_BOOKINGS = f"""
+INSERT INTO bookings (id, slot_id, account_id, person_hmac, state, state_rank,
+                      idempotency_key, held_at, deadline, confirmed_at, ended_at, end_reason)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::smallint[], $7::text[], $8::timestamptz[], $9::timestamptz[],
+                     $10::timestamptz[], $11::timestamptz[], $12::text[])
+{_BOOKING_CONFLICT}"""
+
 # The request path's confirm: the same upsert, committed only if the inventory's epoch is
-# still $14 (store.inventory_state.fence; raises FS001 otherwise). INSERT ... SELECT so the
-# fence is part of the one statement: the group commit sends no BEGIN/COMMIT of its own.
-UPSERT_BOOKING_FENCED = UPSERT_BOOKING.replace(
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    "SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::smallint, $7::text,"
-    " $8::timestamptz, $9::timestamptz, $10::timestamptz, $11::timestamptz, $12::text"
-    " WHERE inventory_fence($13::text, $14::text)",
+# still every one of $14 (store.inventory_state.fence; raises FS001 otherwise). The fence
+# is an uncorrelated sub-select, so Postgres runs it once per statement (an InitPlan),
+# before the first row is written, and the group commit needs no BEGIN/COMMIT of its own.
+UPSERT_BOOKINGS_FENCED = UPSERT_BOOKINGS.replace(
+    "$12::text[])\n",
+    "$12::text[])\n"
+    "WHERE (SELECT bool_and(inventory_fence($13::text, e)) FROM unnest($14::text[]) AS e)\n",
 )
-assert UPSERT_BOOKING_FENCED != UPSERT_BOOKING
+assert UPSERT_BOOKINGS_FENCED != UPSERT_BOOKINGS
 
 # States only move forward (domain.bookings.TICKET_STATE_RANK); times, codes and change
 # links are filled once and then kept, so a row written from a later event first still gets
-# the earlier event's facts when that one is replayed.
-UPSERT_TICKET = """
+# the earlier event's facts when that one is replayed. Rows as arrays, like UPSERT_BOOKINGS.
+UPSERT_TICKETS = """
 INSERT INTO tickets (id, hold_id, passenger_no, run_id, seat_class, coach, seat, position,
                      seg_from, seg_to, person_hmac, account_id, state, state_rank,
                      verification_code, change_of, changed_to, held_at, deadline,
                      confirmed_at, ended_at, end_reason, price_fen)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23)
+SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::smallint[], $10::smallint[],
+                     $11::text[], $12::text[], $13::text[], $14::smallint[], $15::text[],
+                     $16::text[], $17::text[], $18::timestamptz[], $19::timestamptz[],
+                     $20::timestamptz[], $21::timestamptz[], $22::text[], $23::integer[])
 ON CONFLICT (id) DO UPDATE SET
     state = CASE WHEN tickets.state_rank < EXCLUDED.state_rank
                  THEN EXCLUDED.state ELSE tickets.state END,
@@ -91,9 +103,30 @@ def _booking_args(row: BookingRow) -> tuple[Any, ...]:
     )
 
 
+def _booking_columns(rows: Sequence[BookingRow]) -> list[list[Any]]:
+    return [list(column) for column in zip(*map(_booking_args, rows), strict=True)]
+
+
+def distinct_rounds(ids: Sequence[str]) -> list[list[int]]:
+    """Positions of ``ids`` in rounds where no id repeats, in order: round k holds each
+    id's k-th occurrence. Writing the rounds one after the other gives what writing the
+    rows one by one gives, with one statement per round (usually one in all)."""
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for position, row_id in enumerate(ids):
+        k = seen.get(row_id, 0)
+        seen[row_id] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(position)
+    return rounds
+
+
 async def upsert_bookings(conn: Any, rows: Sequence[BookingRow]) -> None:
-    if rows:
-        await conn.executemany(UPSERT_BOOKING, [_booking_args(r) for r in rows])
+    """Upsert in order; an id may repeat. Atomic only inside the caller's transaction when
+    an id repeats (more than one statement)."""
+    for positions in distinct_rounds([r.id for r in rows]):
+        await conn.execute(UPSERT_BOOKINGS, *_booking_columns([rows[i] for i in positions]))
 
 
 FencedBooking = tuple[BookingRow, str]
@@ -101,12 +134,22 @@ FencedBooking = tuple[BookingRow, str]
 
 
 async def upsert_bookings_fenced(conn: Any, rows: Sequence[FencedBooking], *, prefix: str) -> None:
-    """``upsert_bookings``, atomic (one ``executemany``), all or none: each row only under
-    its own epoch."""
-    if rows:
-        await conn.executemany(
-            UPSERT_BOOKING_FENCED, [(*_booking_args(r), prefix, epoch) for r, epoch in rows]
-        )
+    """``upsert_bookings`` in one statement, atomic by itself, all or none, and only if the
+    inventory's epoch is still each row's own.
+
+    A repeated id (a confirm retried while its first try waits in the same batch) is
+    written once: every row the request path sends is ``confirmed``, and a second upsert
+    of an equal rank changes nothing (the ranked WHERE), so the first row is the result.
+    Its epoch is still checked."""
+    if not rows:
+        return
+    first: dict[str, BookingRow] = {}
+    for row, _epoch in rows:
+        first.setdefault(row.id, row)
+    epochs = sorted({epoch for _row, epoch in rows})
+    await conn.execute(
+        UPSERT_BOOKINGS_FENCED, *_booking_columns(list(first.values())), prefix, epochs
+    )
 
 
 def _ticket_args(row: TicketRow) -> tuple[Any, ...]:
@@ -138,8 +181,11 @@ def _ticket_args(row: TicketRow) -> tuple[Any, ...]:
 
 
 async def upsert_tickets(conn: Any, rows: Sequence[TicketRow]) -> None:
-    if rows:
-        await conn.executemany(UPSERT_TICKET, [_ticket_args(r) for r in rows])
+    """Upsert in order; an id may repeat (then more than one statement: atomic only inside
+    the caller's transaction)."""
+    for positions in distinct_rounds([r.id for r in rows]):
+        columns = zip(*(_ticket_args(rows[i]) for i in positions), strict=True)
+        await conn.execute(UPSERT_TICKETS, *map(list, columns))
 
 
 async def mark_refunded(
