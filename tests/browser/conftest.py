@@ -11,8 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from playwright.async_api import Browser, Page, ViewportSize, async_playwright, 
 from playwright.async_api import Error as PlaywrightError
 
 from reservation.runtime.ports import free_port
+from tests.server_output import ServerOutput
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
@@ -53,12 +52,6 @@ class Live:
     output: list[str] = field(default_factory=list)
 
 
-def _drain(stream: object, into: list[str]) -> None:
-    # The server logs to its stdout; a pipe nobody reads would fill up and stall it.
-    for line in stream:  # type: ignore[attr-defined]
-        into.append(line)
-
-
 @pytest.fixture
 def live(database_url: str, redis_url: str, key_prefix: str, server_dir: Path) -> Iterator[Live]:
     port = free_port()
@@ -83,20 +76,12 @@ def live(database_url: str, redis_url: str, key_prefix: str, server_dir: Path) -
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    started = time.monotonic()
-    for line in proc.stdout:
-        lines.append(line)
-        if "fairseat is ready" in line or time.monotonic() - started > 90:
-            break
-    if not any("fairseat is ready" in line for line in lines):
+    output = ServerOutput(proc)
+    if not output.wait_for("fairseat is ready", timeout=90):
         proc.kill()
         proc.wait()
-        proc.stdout.close()
-        pytest.fail("fairseat serve did not become ready:\n" + "".join(lines))
-    drain = threading.Thread(target=_drain, args=(proc.stdout, lines), daemon=True)
-    drain.start()
+        output.close()
+        pytest.fail("fairseat serve did not become ready:\n" + output.text())
     creds = json.loads((data_dir / "demo-credentials.json").read_text())
     try:
         yield Live(
@@ -104,7 +89,7 @@ def live(database_url: str, redis_url: str, key_prefix: str, server_dir: Path) -
             hospital_key=creds["hospital_staff_key (provider pumch)"],
             vaccine_key=creds["vaccine_staff_key (provider bj-dongcheng-cdc)"],
             operator_key=OPERATOR_KEY,
-            output=lines,
+            output=output.lines,
         )
     finally:
         proc.terminate()
@@ -113,8 +98,7 @@ def live(database_url: str, redis_url: str, key_prefix: str, server_dir: Path) -
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        drain.join(5)
-        proc.stdout.close()
+        output.close()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from aiohttp import ClientSession
 
 from reservation.runtime.ports import free_port
 from tests.helpers import make_id_number, make_phone
+from tests.server_output import ServerOutput
 
 
 def _alive(pid: int) -> bool:
@@ -51,11 +52,15 @@ def _wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
 
 class Served:
     def __init__(
-        self, proc: subprocess.Popen[str], url: str, data_dir: Path, ready_after: float
+        self, proc: subprocess.Popen[str], output: ServerOutput, url: str, data_dir: Path
     ) -> None:
-        self.proc, self.url, self.data_dir, self.ready_after = proc, url, data_dir, ready_after
+        self.proc, self.output, self.url, self.data_dir = proc, output, url, data_dir
         self.runtime: dict[str, Any] = json.loads((data_dir / "runtime.json").read_text())
-        self.lines: list[str] = []
+        self.ready_after = 0.0
+
+    @property
+    def lines(self) -> list[str]:
+        return self.output.lines
 
 
 def _start(data_dir: Path, port: int) -> Served:
@@ -74,18 +79,14 @@ def _start(data_dir: Path, port: int) -> Served:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "fairseat is ready" in line:
-            break
-        if time.monotonic() - started > 60:
-            break
-    else:
-        pytest.fail("serve exited early:\n" + "".join(lines))
-    served = Served(proc, f"http://127.0.0.1:{port}", data_dir, time.monotonic() - started)
-    served.lines = lines
+    output = ServerOutput(proc)
+    if not output.wait_for("fairseat is ready", timeout=60):
+        proc.kill()
+        proc.wait()
+        output.close()
+        pytest.fail("serve did not become ready:\n" + output.text())
+    served = Served(proc, output, f"http://127.0.0.1:{port}", data_dir)
+    served.ready_after = time.monotonic() - started
     return served
 
 
@@ -100,8 +101,7 @@ def _close(s: Served) -> None:
     if s.proc.poll() is None:
         s.proc.kill()
         s.proc.wait()
-    if s.proc.stdout is not None:
-        s.proc.stdout.close()
+    s.output.close()
 
 
 @pytest.mark.timeout(180)
