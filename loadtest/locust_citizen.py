@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -13,10 +14,21 @@ from locust import FastHttpUser
 
 from loadtest.scenarios import Tally, registration_body
 
-# ID numbers of the run's citizens: a counter, salted per run so two runs on one
-# database do not collide.
+# ID numbers of the run's citizens: a counter, salted per process so that two runs on
+# one database, or the processes of one distributed run (locust --processes forks after
+# importing this), do not collide.
 _numbers = itertools.count()
-_salt = secrets.randbelow(10_000_000)
+_salt = 0
+
+
+def _new_salt() -> None:
+    global _numbers, _salt
+    _numbers = itertools.count()
+    _salt = secrets.randbelow(10_000_000)
+
+
+_new_salt()
+os.register_at_fork(after_in_child=_new_salt)
 
 
 class Citizen(FastHttpUser):
@@ -26,18 +38,25 @@ class Citizen(FastHttpUser):
 
     def register(self) -> bool:
         """A new citizen; False (and the user stops) if the service refused."""
-        with self.client.post(
-            "/v1/citizens",
-            json=registration_body(next(_numbers), _salt),
-            name="/v1/citizens",
-            catch_response=True,
-        ) as resp:
-            if resp.status_code != 201:
+        for attempt in range(3):
+            with self.client.post(
+                "/v1/citizens",
+                json=registration_body(next(_numbers), _salt + attempt * 7_777),
+                name="/v1/citizens",
+                catch_response=True,
+            ) as resp:
+                if resp.status_code == 201:
+                    self.auth = {"Authorization": f"Bearer {resp.json()['token']}"}
+                    return True
+                if resp.status_code == 409 and attempt < 2:
+                    # Somebody (an earlier run) has this ID number or phone: another one.
+                    resp.success()
+                    self.tally.add("registered again (409)")
+                    continue
                 resp.failure(f"register {resp.status_code}")
-                self.stop()
-                return False
-            self.auth = {"Authorization": f"Bearer {resp.json()['token']}"}
-        return True
+                break
+        self.stop()
+        return False
 
     def post(self, path: str, name: str, headers: dict[str, str], body: Any = None) -> Any:
         """POST with Retry-After honoured for 429/503 (same headers: same key)."""

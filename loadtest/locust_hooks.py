@@ -14,6 +14,8 @@ from locust.runners import WorkerRunner
 from loadtest.scenarios import Tally, run_invariant_check
 from reservation.settings import Settings
 
+TALLY_KEY = "fairseat_tally"  # our entry in a worker's stats report
+
 
 def data_dir(options: Any) -> Path:
     """The service's data folder: ``--data-dir``, else the one its settings name."""
@@ -28,11 +30,24 @@ def install(
     publish: Callable[..., None],
 ) -> None:
     verdict: dict[str, str] = {}
+    # Distributed (--processes N, or --master/--worker): the users run in the workers, so
+    # each worker adds its counts so far to every stats report (the last one is sent when
+    # the master tells it to quit, before the master's summary), and the master keeps the
+    # latest per worker.
+    workers: dict[str, dict[str, int]] = {}
+
+    def send_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+        data[TALLY_KEY] = tally.snapshot()
+
+    def keep_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+        if TALLY_KEY in data:
+            workers[client_id] = data[TALLY_KEY]
 
     def check(environment: Any, **_kw: Any) -> None:
         if isinstance(environment.runner, WorkerRunner):
             return
-        print(tally.summary(f"{title} (this process)"))
+        scope = f"{len(workers)} worker processes" if workers else "this process"
+        print(tally.summary(f"{title} ({scope})", *workers.values()))
         o = environment.parsed_options
         if o.skip_invariants:
             return
@@ -49,5 +64,7 @@ def install(
     hooks: Any = events
     hooks.init_command_line_parser.add_listener(options)
     hooks.test_start.add_listener(publish)
+    hooks.report_to_master.add_listener(send_counts)
+    hooks.worker_report.add_listener(keep_counts)
     hooks.quitting.add_listener(check)
     hooks.quit.add_listener(last_word)

@@ -30,7 +30,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -432,6 +433,15 @@ class Tally:
         with self.lock:
             self.counts[outcome] = self.counts.get(outcome, 0) + n
 
-    def summary(self, title: str) -> str:
-        rows = sorted(self.counts.items())
+    def snapshot(self) -> dict[str, int]:
+        """The counts so far (a copy: locust sends it to the master from another greenlet)."""
+        with self.lock:
+            return dict(self.counts)
+
+    def summary(self, title: str, *others: Mapping[str, int]) -> str:
+        """One line: this tally plus ``others`` (the workers' snapshots, on a master)."""
+        total = Counter(self.snapshot())
+        for counts in others:
+            total.update(counts)
+        rows = sorted(total.items())
         return f"{title}: " + (", ".join(f"{k} {v:,}" for k, v in rows) or "nothing happened")

@@ -3,6 +3,7 @@ the 60-s runs in docs/load-testing.md) and ends with the invariant checker passi
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,8 +45,22 @@ def served() -> Iterator[Served]:
             ],
         ),
         ("rush", ["--product", "slots", "--capacity", "3"]),
+        # Distributed: a master and two forked workers. The users run in the workers, whose
+        # citizens must not collide and whose counts must reach the master's summary.
+        ("hospital", ["--doctors", "2", "--slots-per-doctor", "2", "--processes", "2"]),
+        ("vaccine", ["--capacity", "3", "--processes", "2"]),
+        ("rush", ["--capacity", "3", "--processes", "2"]),
     ],
-    ids=["hospital", "vaccine", "rush", "rush-seats", "rush-slots"],
+    ids=[
+        "hospital",
+        "vaccine",
+        "rush",
+        "rush-seats",
+        "rush-slots",
+        "hospital-2-processes",
+        "vaccine-2-processes",
+        "rush-2-processes",
+    ],
 )
 def test_a_profile_runs_headless_and_the_invariants_pass(
     served: Served, profile: str, extra: list[str]
@@ -82,4 +97,8 @@ def test_a_profile_runs_headless_and_the_invariants_pass(
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     assert "invariants: PASS" in out, out[-3000:]
-    assert "confirmed" in out, out[-3000:]  # the summary: somebody got a place
+    # The summary: somebody got a place, counted wherever the users ran.
+    scope = "2 worker processes" if "--processes" in extra else "this process"
+    summary = re.search(rf"\({scope}\): .*\bconfirmed (\d+)", out)
+    assert summary is not None and int(summary.group(1)) > 0, out[-3000:]
+    assert "register 409" not in out, out[-3000:]  # every process its own citizens
