@@ -18,8 +18,8 @@ crowd buys either of:
   user picks a trip (most end to end, some shorter, so segment inventory is exercised),
   searches ``GET /v1/trains/search`` and holds a seat on a run with seats left for the
   account holder (``POST /v1/orders``), pays (``/pay``); a return is a refund
-  (``/refund``). Earlier runs' trains on the same line and date are on sale too: use a
-  fresh data folder for a clean count.
+  (``/refund``). Earlier runs' trains on the same line and date stay on sale; users
+  book only this run's trains, so each run's count is its own.
 - ``--product slots`` (``SlotProduct``): ``--units`` resources (20) with one slot each of
   ``--capacity`` places (10) at pumch, released ``--release-in`` s after the start.
 
@@ -228,9 +228,13 @@ class SeatProduct:
         today = dt.datetime.now(CHINA).date()
         self.date = today + dt.timedelta(days=min(13, max(1, options.days_ahead)))
         self.opens_at = time.time() + options.release_in
+        # This run's trains: earlier runs' trains on the line and date are on sale too,
+        # and users leave them alone. Workers get the master's list with its options.
+        self.numbers: frozenset[str] = frozenset(getattr(options, "rush_trains", None) or ())
 
     def publish(self, host: str, key: str) -> int:
         numbers = [f"G{n}" for n in random.sample(range(10_000, 100_000), self.units)]
+        self.numbers = frozenset(numbers)
         body, seats = rush_timetable(numbers, self.capacity, self.date)
         done = http_json(f"{host}/v1/timetables", key=key, body=body)
         route = "–".join(code for code, *_ in STATIONS)
@@ -268,6 +272,7 @@ class SeatProduct:
             t["run_id"]
             for t in trains
             if t.get("on_sale")
+            and t.get("number") in self.numbers
             and any(c["class"] == "second" and c["remaining"] > 0 for c in t.get("classes", []))
         ]
 
@@ -335,6 +340,8 @@ def _publish(environment: Any, **_kw: Any) -> None:
         return  # the master publishes; users find the inventory by searching
     key = o.staff_key or service_keys(data_dir(o)).get("operator_key", "")
     count = product.publish(environment.host, key)
+    if isinstance(product, SeatProduct):
+        o.rush_trains = sorted(product.numbers)  # sent to workers with the options
     print(f"published {count} {product.unit} x {o.capacity} places, opening in {o.release_in:g} s")
 
 
