@@ -23,9 +23,10 @@ WHERE bookings.state_rank < EXCLUDED.state_rank
 """
 
 # --- speed (issue 7): one statement per batch, its rows as arrays (unnest), not one
-# execution per row (executemany): Postgres plans and runs it once, and checks the
-# foreign keys and indexes in one pass. One statement cannot upsert an id twice (ON
-# CONFLICT DO UPDATE refuses to touch a row twice), so callers pass distinct ids.
+# execution per row (executemany): Postgres binds, starts and ends one execution for the
+# batch; 30-40 % less Postgres CPU per row (docs/load-testing.md, session 9). One
+# statement cannot upsert an id twice (ON CONFLICT DO UPDATE refuses to touch a row
+# twice), so the callers below split repeated ids into rounds.
 UPSERT_BOOKINGS = f"""
 INSERT INTO bookings (id, slot_id, account_id, person_hmac, state, state_rank,
                       idempotency_key, held_at, deadline, confirmed_at, ended_at, end_reason)
