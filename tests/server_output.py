@@ -1,4 +1,4 @@
-"""The merged output of a ``fairseat serve`` the tests started, read in a thread.
+"""``fairseat serve`` started by a test (``start_serve``), its merged output read in a thread.
 
 A server whose stdout pipe nobody reads blocks on its next write once the pipe is full
 (64 KiB): its workers stall mid-request and the persister stops, and the test then fails
@@ -9,7 +9,11 @@ with a timeout that holds even when the server prints nothing at all.
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
+from collections.abc import Mapping
+
+import pytest
 
 
 class ServerOutput:
@@ -51,3 +55,24 @@ class ServerOutput:
         """After the process ended: the rest of its output is read, then the pipe closed."""
         self._reader.join(timeout)
         self._stream.close()
+
+
+def start_serve(
+    env: Mapping[str, str], *, ready_within: float
+) -> tuple[subprocess.Popen[str], ServerOutput]:
+    """``fairseat serve`` with ``env``, once it printed that it is ready (else the test
+    fails with its output)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reservation.cli", "serve"],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = ServerOutput(proc)
+    if not output.wait_for("fairseat is ready", timeout=ready_within):
+        proc.kill()
+        proc.wait()
+        output.close()
+        pytest.fail("fairseat serve did not become ready:\n" + output.text())
+    return proc, output

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from playwright.async_api import Browser, Page, ViewportSize, async_playwright, 
 from playwright.async_api import Error as PlaywrightError
 
 from reservation.runtime.ports import free_port
-from tests.server_output import ServerOutput
+from tests.server_output import start_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
@@ -69,19 +68,7 @@ def live(database_url: str, redis_url: str, key_prefix: str, server_dir: Path) -
         FAIRSEAT_ID_HMAC_KEY="browser-test-hmac",
         PYTHONUNBUFFERED="1",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reservation.cli", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = ServerOutput(proc)
-    if not output.wait_for("fairseat is ready", timeout=90):
-        proc.kill()
-        proc.wait()
-        output.close()
-        pytest.fail("fairseat serve did not become ready:\n" + output.text())
+    proc, output = start_serve(env, ready_within=90)
     creds = json.loads((data_dir / "demo-credentials.json").read_text())
     try:
         yield Live(

@@ -20,7 +20,7 @@ from aiohttp import ClientSession
 
 from reservation.runtime.ports import free_port
 from tests.helpers import make_id_number, make_phone
-from tests.server_output import ServerOutput
+from tests.server_output import ServerOutput, start_serve
 
 
 def _alive(pid: int) -> bool:
@@ -72,19 +72,7 @@ def _start(data_dir: Path, port: int) -> Served:
         PYTHONUNBUFFERED="1",
     )
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reservation.cli", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = ServerOutput(proc)
-    if not output.wait_for("fairseat is ready", timeout=60):
-        proc.kill()
-        proc.wait()
-        output.close()
-        pytest.fail("serve did not become ready:\n" + output.text())
+    proc, output = start_serve(env, ready_within=60)
     served = Served(proc, output, f"http://127.0.0.1:{port}", data_dir)
     served.ready_after = time.monotonic() - started
     return served
