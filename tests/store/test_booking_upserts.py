@@ -7,6 +7,7 @@ request path's fenced upsert checks every row's epoch once, before writing anyth
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -15,8 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reservation.domain.bookings import BookingRow
-from reservation.store.bookings import distinct_rounds, upsert_bookings, upsert_bookings_fenced
+from reservation.domain.bookings import BookingRow, TicketRow, ticket_id
+from reservation.store.bookings import (
+    distinct_rounds,
+    upsert_bookings,
+    upsert_bookings_fenced,
+    upsert_tickets,
+)
 from reservation.store.db import is_fenced_out
 from reservation.workflows.epoch_fence import write_epoch
 from tests.api_fixture import Api
@@ -136,3 +142,47 @@ async def test_one_stale_epoch_refuses_the_whole_fenced_batch(guarded: Api) -> N
             await upsert_bookings_fenced(conn, batch, prefix=guarded.services.keys.prefix)
     assert is_fenced_out(refused.value)
     assert await written(guarded, ["fresh", "stale"]) == {}
+
+
+def ticket(hold_id: str, n: int = 1) -> TicketRow:
+    return TicketRow(
+        id=ticket_id(hold_id, n),
+        hold_id=hold_id,
+        passenger_no=n,
+        run_id="G1-20261207",
+        seat_class="second",
+        coach="01",
+        seat=f"0{n}A",
+        position="window",
+        seg_from=0,
+        seg_to=4,
+        person_hmac=f"p-{hold_id}-{n}",
+        account_id="a-race",
+        state="held",
+        verification_code=None,
+        change_of=None,
+        changed_to=None,
+        held_at=T0,
+        deadline=T0 + dt.timedelta(minutes=30),
+        confirmed_at=None,
+        ended_at=None,
+        end_reason=None,
+    )
+
+
+async def test_two_writers_of_one_new_ticket_never_collide(api: Api) -> None:
+    """The order's request path and the persister (from the seat event) write the same new
+    ticket rows at the same moment. Both must end in one row; neither may fail (it was a
+    500 on POST /v1/orders: a second unique key, beside the upsert's own, raced)."""
+    pool = api.services.pool
+    async with pool.acquire() as first, pool.acquire() as second:
+
+        async def write(conn: Any, rows: list[TicketRow]) -> None:
+            async with conn.transaction():
+                await upsert_tickets(conn, rows)
+
+        for k in range(300):
+            rows = [ticket(f"race-{k}", n) for n in (1, 2)]
+            await asyncio.gather(write(first, rows), write(second, rows))
+        count = await first.fetchval("SELECT count(*) FROM tickets WHERE hold_id LIKE 'race-%'")
+    assert count == 600
