@@ -9,6 +9,7 @@ from aiohttp import web
 
 from reservation.api import (
     citizen,
+    listings,
     notifications,
     openapi,
     operator,
@@ -77,6 +78,7 @@ def create_app(
     register(app, routes)
     app[system.OPENAPI] = openapi.build_openapi(routes, VERSION)
     app[citizen.PEOPLE] = PersonCache()
+    listings.install(app, settings.listing_cache_ms)  # --- rush (issue 7)
     # --- notifications (issue 6): the per-process live hub (LISTEN connection, streams)
     notifications.install(app, max_streams=settings.sse_max_streams)
 

@@ -170,6 +170,9 @@ class Settings:
     train_sale_days: int = 15
     train_release_time: str = "08:00"
     train_cache_ms: int = 2000
+    # --- rush (issue 7): how long the public slot listings' catalogue part (sessions,
+    # times, capacity) is reused per process; places left are always read live.
+    listing_cache_ms: int = 1000
 
     # --- durability (issue 4): fields below this line ---
     # How often a process re-reads the inventory epoch from Postgres (and checks that no
@@ -306,6 +309,7 @@ class Settings:
                 env, "FAIRSEAT_TRAIN_RELEASE_TIME", defaults.train_release_time
             ),
             train_cache_ms=_int(env, "FAIRSEAT_TRAIN_CACHE_MS", defaults.train_cache_ms),
+            listing_cache_ms=_int(env, "FAIRSEAT_LISTING_CACHE_MS", defaults.listing_cache_ms),
             # --- durability (issue 4): fields below this line ---
             epoch_refresh_ms=_int(
                 env, "FAIRSEAT_EPOCH_REFRESH_MS", defaults.epoch_refresh_ms, minimum=10

@@ -212,4 +212,7 @@ def settings(
         # waits; tests/waitlist turns the handoff delay on.
         handoff_delay_min_ms=0,
         handoff_delay_max_ms=0,
+        # --- rush (issue 7): tests publish and list at once; tests/api/test_listing_cache
+        # turns the listings' cache on.
+        listing_cache_ms=0,
     )

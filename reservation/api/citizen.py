@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from reservation.api import schemas
+from reservation.api import listings, schemas
 from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address  # fairness (issue 5)
 from reservation.api.routing import Call, Route, json_response
@@ -64,10 +64,13 @@ async def me(call: Call) -> web.Response:
 
 async def list_slots(call: Call) -> web.Response:
     q: schemas.SlotQuery = call.query
-    async with call.services.pool.acquire() as conn:
-        rows = await catalog.list_slots(
+    rows = await listings.catalogue(
+        call,
+        ("slots", q.provider_id, q.resource_id, q.day),
+        lambda conn: catalog.list_slots(
             conn, provider_id=q.provider_id, resource_id=q.resource_id, day=q.day
-        )
+        ),
+    )
     available = await call.services.slots.available([r["id"] for r in rows])
     return json_response({"slots": [slot_from_row(r, available.get(r["id"])) for r in rows]})
 

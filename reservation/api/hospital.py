@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from reservation.api import hospital_schemas as hs
+from reservation.api import listings
 from reservation.api.citizen import PEOPLE
 from reservation.api.headers import idempotency_key
 from reservation.api.queue import queue_token, request_address
@@ -155,11 +156,15 @@ async def hospital_doctors(call: Call) -> web.Response:
 
 async def hospital_doctor_slots(call: Call) -> web.Response:
     q: hs.OptionalDayQuery = call.query
-    async with call.services.pool.acquire() as conn:
-        doctor = await store.get_doctor(conn, call.path("doctor_id"))
+    doctor_id = call.path("doctor_id")
+
+    async def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        doctor = await store.get_doctor(conn, doctor_id)
         if doctor is None:
             raise NotFound("No such doctor.")
-        rows = await store.doctor_slots(conn, doctor["id"], q.day)
+        return doctor, await store.doctor_slots(conn, doctor["id"], q.day)
+
+    doctor, rows = await listings.catalogue(call, ("doctor", doctor_id, q.day), read)
     available = await call.services.slots.available([r["slot_id"] for r in rows])
     return json_response(
         {

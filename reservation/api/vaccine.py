@@ -14,6 +14,7 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
+from reservation.api import listings
 from reservation.api import vaccine_schemas as vs
 from reservation.api.headers import idempotency_key
 from reservation.api.routing import Call, Route, json_response, read_csv, refuse_nul_in_text
@@ -155,13 +156,19 @@ async def site_slots(call: Call) -> web.Response:
     today = _now(call).astimezone(CHINA).date()
     start = q.day or today
     end = q.day or today + dt.timedelta(days=q.days - 1)
-    async with call.services.pool.acquire() as conn:
+
+    async def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         site = await store.get_site(conn, site_id)
         if site is None:
             raise NotFound("No such vaccination site.")
         rows = await store.site_slots(
             conn, [site_id], product=q.product, day_from=start, day_to=end
         )
+        return site, rows
+
+    site, rows = await listings.catalogue(
+        call, ("vaccine-site", site_id, q.product, start, end), read
+    )
     available = await call.services.slots.available([r["id"] for r in rows])
     return json_response(
         {

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 import weakref
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,6 +47,7 @@ from reservation.errors import (
 from reservation.services import Services
 from reservation.store import inventory_state
 from reservation.store import timetable as store
+from reservation.ttl_cache import TtlCache
 
 # --- errors (the API answers them as 422 with the usual fields.errors list) -------------
 
@@ -73,28 +73,6 @@ class TrainDeparted(FairseatError):
 # --- per-process state -------------------------------------------------------------------
 
 
-class _TtlCache:
-    """A small in-process cache; entries live ``ttl_s`` seconds (0 = no caching)."""
-
-    def __init__(self, ttl_s: float, max_entries: int = 50_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._data: dict[Any, tuple[float, Any]] = {}
-
-    def get(self, key: Any) -> Any | None:
-        hit = self._data.get(key)
-        if hit is None or hit[0] <= time.monotonic():
-            return None
-        return hit[1]
-
-    def put(self, key: Any, value: Any) -> None:
-        if self.ttl_s <= 0:
-            return
-        if len(self._data) >= self.max_entries:
-            self._data.clear()  # crude but bounded; entries are seconds old anyway
-        self._data[key] = (time.monotonic() + self.ttl_s, value)
-
-
 class TrainInventory:
     """What one process remembers about trains: which runs are loaded, timetables (never
     change once imported, so cached for good), and the short 余票/search caches."""
@@ -113,8 +91,8 @@ class TrainInventory:
         self.seat_maps: dict[str, dict[str, list[SeatSpec]]] = {}
         self.loading: dict[str, asyncio.Future[set[str]]] = {}  # run id -> its load
         self.materialized: set[dt.date] = set()
-        self.remaining_cache = _TtlCache(settings.train_cache_ms / 1000)
-        self.search_cache = _TtlCache(settings.train_cache_ms / 1000)
+        self.remaining_cache = TtlCache(settings.train_cache_ms / 1000)
+        self.search_cache = TtlCache(settings.train_cache_ms / 1000)
 
 
 # Keyed by the Services object (unhashable, so by id, checked through a weak reference):
