@@ -76,6 +76,10 @@ async def test_citizen_registers_with_a_doctor_and_the_hospital_cancels_the_sess
     await staff.get_by_label("Staff API key").fill(live.hospital_key)
     await staff.get_by_role("button", name="Open the console").click()
     await staff.get_by_role("link", name="Hospital day").click()
+    # The screen is drawn on the hashchange, after the click returns: until then "Day" is
+    # the publishing form's field on the screen before (a CI run filled that one, and
+    # "Show" then listed today's empty day).
+    await expect(staff.get_by_role("heading", name="Hospital day")).to_be_visible()
     await staff.get_by_label("Day").fill(day)
     await staff.get_by_role("button", name="Show").click()
     booked = staff.locator("[data-registration]")
