@@ -46,7 +46,8 @@ def install(
     def check(environment: Any, **_kw: Any) -> None:
         if isinstance(environment.runner, WorkerRunner):
             return
-        scope = f"{len(workers)} worker processes" if workers else "this process"
+        n = len(workers)
+        scope = f"{n} worker process{'es' if n > 1 else ''}" if workers else "this process"
         print(tally.summary(f"{title} ({scope})", *workers.values()))
         o = environment.parsed_options
         if o.skip_invariants:
