@@ -4,7 +4,7 @@ upsert."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from reservation.domain.bookings import BookingRow, EventRow, TicketRow
@@ -104,8 +104,9 @@ def _booking_args(row: BookingRow) -> tuple[Any, ...]:
     )
 
 
-def _booking_columns(rows: Sequence[BookingRow]) -> list[list[Any]]:
-    return [list(column) for column in zip(*map(_booking_args, rows), strict=True)]
+def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as the statement's arrays: one list per column."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def distinct_rounds(ids: Sequence[str]) -> list[list[int]]:
@@ -123,11 +124,20 @@ def distinct_rounds(ids: Sequence[str]) -> list[list[int]]:
     return rounds
 
 
+async def _upsert_in_rounds(
+    conn: Any, statement: str, ids: Sequence[str], args: Sequence[tuple[Any, ...]]
+) -> None:
+    """``statement`` (rows as arrays) once per round of :func:`distinct_rounds`. Atomic
+    only inside the caller's transaction when an id repeats (more than one statement)."""
+    for positions in distinct_rounds(ids):
+        await conn.execute(statement, *_columns(args[i] for i in positions))
+
+
 async def upsert_bookings(conn: Any, rows: Sequence[BookingRow]) -> None:
-    """Upsert in order; an id may repeat. Atomic only inside the caller's transaction when
-    an id repeats (more than one statement)."""
-    for positions in distinct_rounds([r.id for r in rows]):
-        await conn.execute(UPSERT_BOOKINGS, *_booking_columns([rows[i] for i in positions]))
+    """Upsert in order; an id may repeat."""
+    await _upsert_in_rounds(
+        conn, UPSERT_BOOKINGS, [r.id for r in rows], [_booking_args(r) for r in rows]
+    )
 
 
 FencedBooking = tuple[BookingRow, str]
@@ -149,7 +159,7 @@ async def upsert_bookings_fenced(conn: Any, rows: Sequence[FencedBooking], *, pr
         first.setdefault(row.id, row)
     epochs = sorted({epoch for _row, epoch in rows})
     await conn.execute(
-        UPSERT_BOOKINGS_FENCED, *_booking_columns(list(first.values())), prefix, epochs
+        UPSERT_BOOKINGS_FENCED, *_columns(map(_booking_args, first.values())), prefix, epochs
     )
 
 
@@ -182,11 +192,10 @@ def _ticket_args(row: TicketRow) -> tuple[Any, ...]:
 
 
 async def upsert_tickets(conn: Any, rows: Sequence[TicketRow]) -> None:
-    """Upsert in order; an id may repeat (then more than one statement: atomic only inside
-    the caller's transaction)."""
-    for positions in distinct_rounds([r.id for r in rows]):
-        columns = zip(*(_ticket_args(rows[i]) for i in positions), strict=True)
-        await conn.execute(UPSERT_TICKETS, *map(list, columns))
+    """Upsert in order; an id may repeat."""
+    await _upsert_in_rounds(
+        conn, UPSERT_TICKETS, [r.id for r in rows], [_ticket_args(r) for r in rows]
+    )
 
 
 async def mark_refunded(
