@@ -32,10 +32,15 @@ class TtlCache:
         self._loading: dict[Hashable, asyncio.Future[Any]] = {}
 
     def get(self, key: Hashable) -> Any | None:
+        hit = self._fresh(key)
+        return hit[0] if hit is not None else None
+
+    def _fresh(self, key: Hashable) -> tuple[Any] | None:
+        """``(value,)`` while the entry lives (a value may be None), else None."""
         hit = self._data.get(key)
         if hit is None or hit[0] <= self._clock():
             return None
-        return hit[1]
+        return (hit[1],)
 
     def put(self, key: Hashable, value: Any) -> None:
         if self.ttl_s <= 0:
@@ -50,9 +55,9 @@ class TtlCache:
         waiters get its error, and the next call loads again."""
         if self.ttl_s <= 0:
             return await load()
-        hit = self._data.get(key)
-        if hit is not None and hit[0] > self._clock():
-            value: T = hit[1]
+        hit = self._fresh(key)
+        if hit is not None:
+            value: T = hit[0]
             return value
         pending = self._loading.get(key)
         if pending is None:
