@@ -42,10 +42,13 @@ class ServerOutput:
     def wait_for(self, text: str, timeout: float) -> bool:
         """True once a line containing ``text`` was printed; False if the output ended or
         ``timeout`` seconds passed first."""
+
+        def printed() -> bool:
+            return any(text in line for line in self.lines)
+
         with self._changed:
-            return self._changed.wait_for(
-                lambda: self._ended or any(text in line for line in self.lines), timeout
-            ) and any(text in line for line in self.lines)
+            self._changed.wait_for(lambda: self._ended or printed(), timeout)
+            return printed()
 
     def text(self) -> str:
         with self._changed:

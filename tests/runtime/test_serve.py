@@ -52,11 +52,16 @@ def _wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
 
 class Served:
     def __init__(
-        self, proc: subprocess.Popen[str], output: ServerOutput, url: str, data_dir: Path
+        self,
+        proc: subprocess.Popen[str],
+        output: ServerOutput,
+        url: str,
+        data_dir: Path,
+        ready_after: float,
     ) -> None:
         self.proc, self.output, self.url, self.data_dir = proc, output, url, data_dir
+        self.ready_after = ready_after
         self.runtime: dict[str, Any] = json.loads((data_dir / "runtime.json").read_text())
-        self.ready_after = 0.0
 
     @property
     def lines(self) -> list[str]:
@@ -73,9 +78,8 @@ def _start(data_dir: Path, port: int) -> Served:
     )
     started = time.monotonic()
     proc, output = start_serve(env, ready_within=60)
-    served = Served(proc, output, f"http://127.0.0.1:{port}", data_dir)
-    served.ready_after = time.monotonic() - started
-    return served
+    url = f"http://127.0.0.1:{port}"
+    return Served(proc, output, url, data_dir, time.monotonic() - started)
 
 
 @pytest.fixture
